@@ -1,0 +1,5 @@
+import sys
+
+from cancelguard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,123 @@
+"""Domain objects -> API messages (cancelguard.v1). Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cancelguard.domain import model as m
+from cancelguard.domain.actions import Recommendation
+from cancelguard.domain.attribution import Attribution
+from cancelguard.domain.policy import CancellationPolicy
+from cancelguard.domain.windows import CancellationRate, WindowKind
+from cancelguard.v1 import metrics_pb2, orders_pb2
+
+_STATUS = {s: orders_pb2.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in m.OrderStatus}
+_CHANNEL = {c: orders_pb2.FulfillmentChannel.Value(f"FULFILLMENT_CHANNEL_{c.name}") for c in m.Channel}
+_BY = {b: orders_pb2.CancelledBy.Value(f"CANCELLED_BY_{b.name}") for b in m.CancelledBy}
+_WINDOW = {k: metrics_pb2.WindowKind.Value(f"WINDOW_KIND_{k.name}") for k in WindowKind}
+WINDOW_FROM_PB = {v: k for k, v in _WINDOW.items()}
+
+
+def timestamp(dt: datetime | None) -> Timestamp | None:
+    if dt is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+def order_message(order: m.Order, attribution: Attribution, action: Recommendation) -> orders_pb2.Order:
+    msg = orders_pb2.Order(
+        seller_account=order.key.seller_account,
+        marketplace_id=order.key.marketplace_id,
+        amazon_order_id=order.key.amazon_order_id,
+        status=_STATUS[order.status] if order.status else 0,
+        fulfillment_channel=_CHANNEL[order.channel] if order.channel else 0,
+        purchased_at=timestamp(order.purchased_at),
+        latest_ship_at=timestamp(order.latest_ship_at),
+        label_purchased=order.has_label,
+        attribution=orders_pb2.Attribution(
+            verdict=orders_pb2.Attribution.Verdict.Value(f"VERDICT_{attribution.verdict.value}"),
+            rule=attribution.rule.value,
+            cancelled_by=_BY[attribution.cancelled_by] if attribution.cancelled_by else 0,
+            cancel_reason=attribution.cancel_reason,
+            source=attribution.source.value,
+            needs_review=attribution.needs_review,
+            explanation=attribution.explanation,
+            cancelled_at=timestamp(attribution.cancelled_at),
+        ),
+        recommended_action=orders_pb2.RecommendedAction(
+            code=orders_pb2.RecommendedAction.Code.Value(f"CODE_{action.code.value}"),
+            cancel_reason=action.cancel_reason,
+            order_item_ids=action.order_item_ids,
+            counts_against_cr=action.counts_against_cr,
+            explanation=action.explanation,
+            reply_language=action.reply_language,
+            reply_text=action.reply_text,
+        ),
+    )
+    for item in sorted(order.items.values(), key=lambda i: i.order_item_id):
+        request = item.formal_request
+        reason = request.reason.value if request is not None and request.reason is not None else ""
+        msg.items.add(
+            order_item_id=item.order_item_id,
+            seller_sku=item.sku,
+            quantity_ordered=item.quantity_ordered or 0,
+            quantity_shipped=item.quantity_shipped,
+            buyer_requested_cancel=request is not None and request.is_open,
+            buyer_cancel_reason=reason,
+            cancelled_by=_BY[item.cancellation.cancelled_by] if item.cancellation else 0,
+            cancel_reason=item.cancellation.reason if item.cancellation else "",
+        )
+    request_msg = cancellation_request(order)
+    if request_msg is not None:
+        msg.cancellation_request.CopyFrom(request_msg)
+    return msg
+
+
+def cancellation_request(order: m.Order) -> orders_pb2.CancellationRequest | None:
+    kind = orders_pb2.CancellationRequest.Kind
+    if order.has_formal_request:
+        sources = sorted({s.value for r in order.formal_requests() for s in r.sources})
+        return orders_pb2.CancellationRequest(
+            kind=kind.KIND_FORMAL,
+            open=order.has_open_formal_request,
+            buyer_reason=order.buyer_cancel_reason,
+            requested_at=timestamp(order.first_formal_request_at),
+            seen_in=sources,
+        )
+    if order.informal_requests:
+        first = order.informal_requests[0]
+        return orders_pb2.CancellationRequest(
+            kind=kind.KIND_INFORMAL,
+            open=not order.is_canceled,
+            requested_at=timestamp(first.requested_at),
+            seen_in=[m.Source.BUYER_MESSAGE.value],
+            language=first.language,
+        )
+    return None
+
+
+def rate_message(
+    seller_account: str,
+    marketplace_id: str,
+    rate: CancellationRate,
+    policy: CancellationPolicy,
+    computed_at: datetime,
+) -> metrics_pb2.CancellationRate:
+    return metrics_pb2.CancellationRate(
+        seller_account=seller_account,
+        marketplace_id=marketplace_id,
+        window_kind=_WINDOW[rate.window.kind],
+        window_start=timestamp(rate.window.start),
+        window_end=timestamp(rate.window.end),
+        cancelled_orders=rate.numerator,
+        total_orders=rate.denominator,
+        rate=float(rate.rate),
+        status=metrics_pb2.RateStatus.Value(f"RATE_STATUS_{rate.status.value}"),
+        threshold=float(policy.threshold),
+        warning_level=float(policy.warning),
+        computed_at=timestamp(computed_at),
+    )

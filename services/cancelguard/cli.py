@@ -1,0 +1,192 @@
+"""`cancelguard`: one command for people and for the service processes.
+
+cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
+cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
+cancelguard run                          the same, then stays up until Ctrl-C
+cancelguard serve ingestion|metrics|api  one service (what the containers run)
+cancelguard migrate                      apply the Postgres migrations
+cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
+cancelguard publish order-change|buyer-message FILE...
+                                         put raw JSON records (one per line, or one JSON document per
+                                         file) on the raw topics, as Amazon's bridge or the helpdesk would
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _settings():  # imported lazily: `cancelguard up` must work before anything else is configured
+    from cancelguard.config import Settings
+
+    return Settings()
+
+
+def _serve(service: str) -> int:
+    from cancelguard import logs
+    from cancelguard.runtime import StartupError, install_stop_signals, start_metrics_endpoint
+
+    settings = _settings()
+    logs.setup(f"cancelguard-{service}", settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        if service == "ingestion":
+            from cancelguard.ingestion.service import IngestionService
+
+            start_metrics_endpoint(settings.ingestion_metrics_port, settings.bind_host)
+            await IngestionService(settings).run(stop)
+        elif service == "metrics":
+            from cancelguard.metrics.service import MetricsService
+
+            start_metrics_endpoint(settings.metrics_metrics_port, settings.bind_host)
+            await MetricsService(settings).run(stop)
+        else:
+            from cancelguard.api.server import serve
+
+            start_metrics_endpoint(settings.api_metrics_port, settings.bind_host)
+            await serve(settings, stop)
+
+    import logging
+
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        logging.getLogger("cancelguard").error("cannot start: %s", exc)
+        return 2
+    return 0
+
+
+def _migrate() -> int:
+    from cancelguard import db
+
+    settings = _settings()
+    applied = asyncio.run(db.migrate(dsn=settings.postgres_dsn, schema=settings.postgres_schema))
+    print(
+        f"schema {settings.postgres_schema}: "
+        + (f"applied {', '.join(applied)}" if applied else "up to date")
+    )
+    return 0
+
+
+def _cr(seller: str, marketplace_id: str, live: bool, days: int) -> int:
+    import grpc
+
+    from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc
+
+    settings = _settings()
+    kind = metrics_pb2.WINDOW_KIND_LIVE if live else metrics_pb2.WINDOW_KIND_AMAZON_ALIGNED
+    with grpc.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
+        try:
+            r = metrics_pb2_grpc.MetricsServiceStub(channel).GetCancellationRate(
+                metrics_pb2.GetCancellationRateRequest(
+                    seller_account=seller, marketplace_id=marketplace_id, window_kind=kind, window_days=days
+                ),
+                timeout=10,
+            )
+        except grpc.RpcError as exc:
+            print(f"cancelguard cr: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    status = metrics_pb2.RateStatus.Name(r.status).removeprefix("RATE_STATUS_")
+    print(
+        f"{seller} {marketplace_id} {r.window_start.ToJsonString()}..{r.window_end.ToJsonString()}: "
+        f"{r.cancelled_orders}/{r.total_orders} = {r.rate:.2%} {status} (threshold {r.threshold:.1%})"
+    )
+    return 0
+
+
+def _publish(kind: str, files: list[str]) -> int:
+    from cancelguard import kafka
+
+    settings = _settings()
+    topic = settings.order_change_topic if kind == "order-change" else settings.buyer_messages_topic
+    records: list[bytes] = []
+    for name in files:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        stripped = text.strip()
+        if stripped.startswith("{") and "\n{" not in stripped:
+            records.append(json.dumps(json.loads(stripped)).encode())  # one JSON document
+        else:
+            records += [line.encode() for line in stripped.splitlines() if line.strip()]
+
+    async def send() -> None:
+        await kafka.ensure_topics(
+            settings.kafka_bootstrap,
+            settings.all_topics,
+            partitions=settings.topic_partitions,
+            replication=settings.topic_replication,
+        )
+        producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-cli")
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, r) for r in records]
+            for n, f in enumerate(asyncio.as_completed(futures), 1):
+                await f
+                if n % 1000 == 0 or n == len(futures):
+                    print(f"published {n}/{len(futures)} records to {topic}", file=sys.stderr)
+        finally:
+            await kafka.stop_producer(producer)
+
+    asyncio.run(send())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="cancelguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("up", "start the local Kafka and Postgres"),
+        ("down", "stop them"),
+        ("status", "show whether they run"),
+    ):
+        sub.add_parser(name, help=text)
+    sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
+    serve = sub.add_parser("serve", help="run one service")
+    serve.add_argument("service", choices=("ingestion", "metrics", "api"))
+    sub.add_parser("migrate", help="apply the Postgres migrations")
+    cr = sub.add_parser("cr", help="ask the API for a Cancellation Rate")
+    cr.add_argument("seller_account")
+    cr.add_argument("marketplace_id")
+    cr.add_argument("--live", action="store_true", help="the last 168 hours instead of Amazon's 7 whole days")
+    cr.add_argument("--days", type=int, default=0, help="Amazon-aligned window length (India: 7 or 30)")
+    pub = sub.add_parser("publish", help="put raw JSON records on a raw topic")
+    pub.add_argument("kind", choices=("order-change", "buyer-message"))
+    pub.add_argument("files", nargs="+", help="JSON-lines files, or - for standard input")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command in ("up", "down", "status"):
+            from cancelguard.localstack import stack
+
+            return stack.main([args.command])
+        if args.command in ("demo", "run"):
+            from cancelguard import demo
+
+            return demo.main(keep_running=args.command == "run")
+        if args.command == "serve":
+            return _serve(args.service)
+        if args.command == "migrate":
+            return _migrate()
+        if args.command == "cr":
+            return _cr(args.seller_account, args.marketplace_id, args.live, args.days)
+        return _publish(args.kind, args.files)
+    except ValidationError as exc:
+        print(f"cancelguard: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"cancelguard: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Settings for every service, from environment variables (prefix CANCELGUARD_).
+
+Defaults point at the local stack that `make up` starts (Kafka on 127.0.0.1:9092, Postgres on
+127.0.0.1:55432), so a developer needs to set nothing; Kubernetes sets them from a ConfigMap and Secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cancelguard.domain.policy import PolicyBook
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CANCELGUARD_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # The DSN may carry a password: it is never logged (see `redacted_dsn`).
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:55432/postgres"
+    postgres_schema: str = "cancelguard"
+    topic_prefix: str = "cancelguard."
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+
+    bind_host: str = "127.0.0.1"  # Kubernetes sets 0.0.0.0
+    api_port: int = 50051
+    ingestion_health_port: int = 50052  # gRPC health for the non-API services (Kubernetes grpc probes)
+    metrics_health_port: int = 50053
+    api_metrics_port: int = 9101  # Prometheus /metrics per service; 0 turns it off
+    ingestion_metrics_port: int = 9102
+    metrics_metrics_port: int = 9103
+
+    # How long a service keeps retrying Kafka/Postgres at start before it gives up and exits non-zero.
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    batch_max_records: int = Field(default=5000, ge=1)
+    batch_timeout_ms: int = Field(default=200, ge=1)
+
+    # Per-marketplace policy overrides, JSON: {"ATVPDKIKX0DER": {"warning": "0.015"}, "*": {...}}
+    policy_overrides: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("postgres_schema")
+    @classmethod
+    def _schema_is_identifier(cls, value: str) -> str:
+        if not value.replace("_", "").isalnum() or value[0].isdigit():
+            raise ValueError(
+                f"postgres schema must be a plain identifier (letters, digits, _), got {value!r}"
+            )
+        return value.lower()
+
+    # --- topics ---
+
+    @property
+    def order_change_topic(self) -> str:
+        """Raw ORDER_CHANGE notifications, as Amazon sends them (bridged from SQS/EventBridge)."""
+        return f"{self.topic_prefix}order-change.raw"
+
+    @property
+    def buyer_messages_topic(self) -> str:
+        """Raw buyer messages from the seller's helpdesk (JSON)."""
+        return f"{self.topic_prefix}buyer-messages.raw"
+
+    @property
+    def order_events_topic(self) -> str:
+        return f"{self.topic_prefix}order-events.v1"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}dead-letter.v1"
+
+    @property
+    def all_topics(self) -> list[str]:
+        return [
+            self.order_change_topic,
+            self.buyer_messages_topic,
+            self.order_events_topic,
+            self.dead_letter_topic,
+        ]
+
+    @property
+    def redacted_dsn(self) -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.postgres_dsn)
+        if parts.password:
+            host = parts.hostname or ""
+            netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+            parts = parts._replace(netloc=netloc)
+        return urlunsplit(parts)
+
+    @cached_property
+    def policies(self) -> PolicyBook:
+        return parse_policy_overrides(self.policy_overrides)
+
+
+def parse_policy_overrides(text: str) -> PolicyBook:
+    """`{"*": {...}, "<marketplace id>": {...}}` -> PolicyBook. Decimal fields take strings ("0.015")."""
+    if not text.strip():
+        return PolicyBook()
+    from datetime import timedelta
+    from decimal import Decimal
+
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"CANCELGUARD_POLICY_OVERRIDES is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("CANCELGUARD_POLICY_OVERRIDES must be a JSON object keyed by marketplace id or '*'")
+
+    def convert(fields: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in ("threshold", "warning"):
+                out[name] = Decimal(str(value))
+            elif name == "self_cancel_window_minutes":
+                out["self_cancel_window"] = timedelta(minutes=float(value))
+            elif name == "window_days":
+                out[name] = tuple(int(v) for v in value)
+            elif name == "window_placement":
+                from cancelguard.domain.policy import WindowPlacement
+
+                out[name] = WindowPlacement(value)
+            else:
+                out[name] = value
+        return out
+
+    default = convert(raw.pop("*", {}))
+    book = PolicyBook(overrides={k: convert(v) for k, v in raw.items()}, default_overrides=default)
+    for marketplace_id in book.overrides:
+        book.for_marketplace(marketplace_id)  # fail now, at start, on a bad id or field
+    return book

@@ -1,0 +1,75 @@
+"""Postgres: the connection pool and the numbered SQL migrations.
+
+Every service uses its own schema (settings.postgres_schema) through search_path, so tests and several
+deployments can share one server. Migrations are plain SQL files, applied once each, in order, under an
+advisory lock so that several instances starting together do not race.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger("cancelguard.db")
+
+ACQUIRE_TIMEOUT_S = 10.0  # every pool use is bounded
+_MIGRATIONS_PACKAGE = "cancelguard.metrics.migrations"
+_LOCK_KEY = 0x63616E63  # "canc": the advisory lock id for migrations
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(*, dsn: str, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn=dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": schema, "application_name": "cancelguard"},
+        command_timeout=60,
+    )
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every NNNN_name.sql shipped with the package, in order."""
+    found = []
+    for entry in resources.files(_MIGRATIONS_PACKAGE).iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(*, dsn: str, schema: str) -> list[str]:
+    """Apply the migrations not applied yet; returns their names."""
+    conn = await asyncpg.connect(dsn=dsn)
+    try:
+        applied_now = []
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in migration_files():
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                )
+                applied_now.append(name)
+        if applied_now:
+            log.info("applied migrations", extra={"schema": schema, "migrations": applied_now})
+        return applied_now
+    finally:
+        await conn.close()

@@ -1,0 +1,273 @@
+"""`cancelguard demo` and `cancelguard run`: the whole pipeline on this machine, fed a demo scenario.
+
+1. Kafka and Postgres: the addresses in CANCELGUARD_KAFKA_BOOTSTRAP / CANCELGUARD_POSTGRES_DSN when set,
+   else the local stack (`cancelguard up`), started here if it is not running (and stopped again after).
+2. A clean demo namespace (its own topics and schema), so a second run shows the same numbers.
+3. The three services as child processes, until their gRPC health says SERVING.
+4. The scenario's ORDER_CHANGE notifications and buyer messages, published to the raw topics as Amazon's
+   bridge and the helpdesk would.
+5. The result, read through the gRPC API with the generated stubs: the CR per seller account and
+   marketplace, checked against the scenario's own ground truth, and the open cancellation requests.
+`run` then keeps everything up until Ctrl-C and prints how to query it with grpcurl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import grpc
+from aiokafka.admin import AIOKafkaAdminClient
+
+from cancelguard import kafka
+from cancelguard.config import Settings
+from cancelguard.domain.policy import marketplace
+from cancelguard.processes import ServiceProcesses
+from cancelguard.runtime import install_stop_signals
+from cancelguard.simulator.scenario import Expected, Scenario, generate
+from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
+
+DEMO_DEFAULTS = {"topic_prefix": "cancelguard-demo.", "postgres_schema": "cancelguard_demo"}
+
+
+def demo_settings() -> Settings:
+    """Settings from the environment, with the demo's own namespace unless the environment sets one."""
+    chosen = {k: v for k, v in DEMO_DEFAULTS.items() if f"CANCELGUARD_{k.upper()}" not in os.environ}
+    return Settings(**chosen)  # type: ignore[arg-type]
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+async def reset_namespace(settings: Settings) -> None:
+    """Drop the demo's topics and schema so every run starts from nothing."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = [t for t in await admin.list_topics() if t in settings.all_topics]
+        if existing:
+            await admin.delete_topics(existing)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and set(await admin.list_topics()) & set(existing):
+                await asyncio.sleep(0.3)
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def publish(settings: Settings, scenario: Scenario) -> None:
+    await kafka.ensure_topics(
+        settings.kafka_bootstrap,
+        settings.all_topics,
+        partitions=settings.topic_partitions,
+        replication=settings.topic_replication,
+    )
+    producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-demo")
+    await producer.start()
+    try:
+        sends = []
+        for n in scenario.notifications:
+            order_id = n["Payload"]["OrderChangeNotification"]["AmazonOrderId"]
+            sends.append(
+                await producer.send(
+                    settings.order_change_topic, json.dumps(n).encode(), key=order_id.encode()
+                )
+            )
+        for m in scenario.messages:
+            sends.append(
+                await producer.send(
+                    settings.buyer_messages_topic, json.dumps(m).encode(), key=m["amazon_order_id"].encode()
+                )
+            )
+        await asyncio.gather(*sends)
+    finally:
+        await kafka.stop_producer(producer)
+
+
+async def wait_for_results(
+    settings: Settings, expected: dict[tuple[str, str], Expected], timeout: float = 120.0
+) -> dict[tuple[str, str], metrics_pb2.CancellationRate]:
+    """Poll the API until every shop shows as many orders as the scenario placed, with progress."""
+    want = sum(e.orders for e in expected.values())
+    deadline = time.monotonic() + timeout
+    last_seen = -1
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
+        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+        while True:
+            rates = {}
+            for seller, mkt in expected:
+                rates[(seller, mkt)] = await stub.GetCancellationRate(
+                    metrics_pb2.GetCancellationRateRequest(
+                        seller_account=seller, marketplace_id=mkt, window_kind=metrics_pb2.WINDOW_KIND_LIVE
+                    ),
+                    timeout=5,
+                )
+            seen = sum(r.total_orders for r in rates.values())
+            if seen != last_seen:
+                say(f"  applied: {seen}/{want} orders in the live windows")
+                last_seen = seen
+            if seen >= want and all(
+                rates[k].cancelled_orders >= e.cancellations for k, e in expected.items()
+            ):
+                return rates
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"only {seen}/{want} orders visible through the API after {timeout:.0f}s; "
+                    "see the service logs"
+                )
+            await asyncio.sleep(0.3)
+
+
+async def print_results(
+    settings: Settings,
+    expected: dict[tuple[str, str], Expected],
+    live: dict[tuple[str, str], metrics_pb2.CancellationRate],
+) -> bool:
+    ok = True
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
+        metrics = metrics_pb2_grpc.MetricsServiceStub(channel)
+        orders = orders_pb2_grpc.OrderServiceStub(channel)
+        say()
+        say("Cancellation Rate per seller account and marketplace")
+        header = (f"  {'seller account':<16} {'mkt':<4} {'window':<34} {'orders':>6} {'cancelled':>9} "
+                  f"{'rate':>7}  status")
+        say(header)
+        say("  " + "-" * (len(header) - 2))
+        for (seller, mkt), rate in sorted(live.items()):
+            amazon = await metrics.GetCancellationRate(
+                metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=mkt), timeout=5
+            )
+            country = marketplace(mkt).country
+            for r, label in ((rate, "live, last 168 h"), (amazon, "Amazon-aligned 7 days")):
+                start = r.window_start.ToDatetime().strftime("%m-%d %H:%M")
+                end = r.window_end.ToDatetime().strftime("%m-%d %H:%M")
+                status = metrics_pb2.RateStatus.Name(r.status).removeprefix("RATE_STATUS_")
+                say(
+                    f"  {seller:<16} {country:<4} {label + ' ' + start + '..' + end:<34} {r.total_orders:>6} "
+                    f"{r.cancelled_orders:>9} {r.rate:>7.2%}  {status}"
+                )
+            want = expected[(seller, mkt)]
+            match = (rate.total_orders, rate.cancelled_orders) == (want.orders, want.cancellations)
+            ok &= match
+            say(
+                f"  {'':<21} scenario ground truth (live): {want.orders} orders, {want.cancellations} "
+                f"cancelled -> {'matches' if match else 'MISMATCH'}"
+            )
+        say()
+        say("Open cancellation requests, with the action to take")
+        for seller, mkt in sorted(expected):
+            reply = await orders.ListCancellationRequests(
+                orders_pb2.ListCancellationRequestsRequest(
+                    seller_account=seller, marketplace_id=mkt, page_size=100
+                ),
+                timeout=5,
+            )
+            country = marketplace(mkt).country
+            for o in reply.orders:
+                kind = orders_pb2.CancellationRequest.Kind.Name(o.cancellation_request.kind).removeprefix(
+                    "KIND_"
+                )
+                action = o.recommended_action
+                code = orders_pb2.RecommendedAction.Code.Name(action.code).removeprefix("CODE_")
+                say(
+                    f"  {seller:<16} {country:<4} {o.amazon_order_id}  {kind:<8} -> {code}"
+                    + (f" ({action.cancel_reason})" if action.cancel_reason else "")
+                )
+                if action.reply_text:
+                    say(f"  {'':<21}reply ({action.reply_language}): {action.reply_text[:100]}...")
+            ok &= len(reply.orders) == expected[(seller, mkt)].open_requests
+    return ok
+
+
+def grpcurl_hints(settings: Settings) -> None:
+    a = f"127.0.0.1:{settings.api_port}"
+    say()
+    say("The API is up. Try it with grpcurl (`make grpcurl` installs it into .local/bin):")
+    say(f"  grpcurl -plaintext {a} list")
+    say(
+        f'  grpcurl -plaintext -d \'{{"seller_account":"A1DEMOSELLERUS","marketplace_id":"ATVPDKIKX0DER",'
+        f'"window_kind":"WINDOW_KIND_LIVE"}}\' {a} cancelguard.v1.MetricsService/GetCancellationRate'
+    )
+    say(
+        "  grpcurl -plaintext -d "
+        '\'{"seller_account":"A1DEMOSELLERUS","marketplace_id":"A1PA6795UKMFR9"}\' '
+        f"{a} cancelguard.v1.OrderService/ListCancellationRequests"
+    )
+    say(f"  grpcurl -plaintext {a} grpc.health.v1.Health/Check")
+    say("Press Ctrl-C to stop everything.")
+
+
+async def run(*, keep_running: bool) -> int:
+    settings = demo_settings()
+    stack = None
+    stop_after: list[str] = []
+    if "CANCELGUARD_KAFKA_BOOTSTRAP" not in os.environ or "CANCELGUARD_POSTGRES_DSN" not in os.environ:
+        from cancelguard.localstack import stack as local_stack
+
+        stack = local_stack
+        already = {s.name for s in stack.status() if s.running}
+        addresses = stack.up()
+        stop_after = [name for name in addresses if name not in already]  # leave what the user started
+        settings = settings.model_copy(
+            update={"kafka_bootstrap": addresses["kafka"], "postgres_dsn": addresses["postgres"]}
+        )
+    else:
+        say(f"using Kafka at {settings.kafka_bootstrap} and Postgres at {settings.redacted_dsn}")
+    log_dir = Path(os.path.abspath(os.environ.get("CANCELGUARD_DEMO_LOGS", ".local/demo-logs")))
+    services = ServiceProcesses(settings, log_dir)
+    ok = False
+    try:
+        say(
+            f"resetting the demo namespace (topics {settings.topic_prefix}*, "
+            f"schema {settings.postgres_schema})"
+        )
+        await reset_namespace(settings)
+        say(f"starting ingestion, metrics and api (logs in {log_dir})")
+        services.start()
+        await services.wait_healthy()
+        now = datetime.now(UTC)
+        scenario = generate(now)
+        expected = scenario.expected()
+        say(
+            f"publishing the demo scenario: {len(scenario.notifications)} ORDER_CHANGE notifications and "
+            f"{len(scenario.messages)} buyer messages for {len(scenario.stories)} orders"
+        )
+        started = time.monotonic()
+        await publish(settings, scenario)
+        live = await wait_for_results(settings, expected)
+        say(f"  all visible through the API {time.monotonic() - started:.1f}s after publishing started")
+        ok = await print_results(settings, expected, live)
+        if keep_running:
+            grpcurl_hints(settings)
+            stop = asyncio.Event()
+            install_stop_signals(stop)
+            await stop.wait()
+    finally:
+        say("stopping the services (SIGTERM)")
+        codes = services.stop()
+        say("  exit codes: " + ", ".join(f"{k}={v}" for k, v in codes.items()))
+        ok &= all(code == 0 for code in codes.values())
+        if stack is not None and stop_after:
+            stack.down(stop_after)
+    return 0 if ok else 1
+
+
+def main(keep_running: bool) -> int:
+    try:
+        return asyncio.run(run(keep_running=keep_running))
+    except KeyboardInterrupt:
+        return 130
+    except (RuntimeError, OSError) as exc:
+        print(f"cancelguard demo: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,228 @@
+"""Folding events into an order: `apply(order, event) -> order`.
+
+Events arrive at least once and out of order (polls, push notifications and report files overlap).
+Every field of `Order` is merged with a join (min, max, union, or last-writer-wins on Amazon's own
+timestamp with the event id as tie-break), so:
+- applying an event twice changes nothing (idempotent);
+- the final state does not depend on arrival order (commutative, associative);
+- a status never moves backwards: the status register keeps the furthest lifecycle rank, and only
+  between terminal statuses (Shipped vs Canceled) does the later Amazon timestamp decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import TypeVar
+
+from cancelguard.domain.model import (
+    AttributionSource,
+    CancellationRequested,
+    FormalRequest,
+    InformalRequest,
+    Item,
+    ItemCancellation,
+    ItemObservation,
+    Order,
+    OrderEvent,
+    OrderSnapshot,
+    OrderStatus,
+    RequestKind,
+    SellerCancel,
+    SellerCancellationSubmitted,
+    ShippingLabelPurchased,
+    Source,
+    Stamp,
+    Stamped,
+)
+
+T = TypeVar("T")
+
+# How much to trust each way of knowing who cancelled an item: Amazon's own field beats our feed log.
+_ATTRIBUTION_AUTHORITY = {
+    AttributionSource.AMAZON_CANCELLED_BY: 3,
+    AttributionSource.SELLER_FEED: 2,
+    AttributionSource.STATUS_HISTORY: 1,
+    AttributionSource.NONE: 0,
+}
+
+
+def apply(order: Order | None, event: OrderEvent) -> Order:
+    """The order after `event`. `order` is None for an order not seen before."""
+    if order is None:
+        order = Order(key=event.key)
+    elif order.key != event.key:
+        raise ValueError(f"event {event.event_id} is for {event.key}, not {order.key}")
+    body = event.body
+    stamp = event.stamp
+    if isinstance(body, OrderSnapshot):
+        return _apply_snapshot(order, body, stamp, event.source)
+    if isinstance(body, CancellationRequested):
+        return _apply_request(order, body, stamp, event.source)
+    if isinstance(body, SellerCancellationSubmitted):
+        cancel = SellerCancel(stamp.at, body.cancel_reason, tuple(sorted(body.order_item_ids)), body.feed_id)
+        return replace(order, seller_cancels=_union(order.seller_cancels, (cancel,)))
+    if isinstance(body, ShippingLabelPurchased):
+        return replace(order, label_purchased_at=_min(order.label_purchased_at, stamp.at))
+    raise TypeError(f"unknown event body {type(body).__name__}")
+
+
+def fold(events: Iterable[OrderEvent], order: Order | None = None) -> Order | None:
+    for event in events:
+        order = apply(order, event)
+    return order
+
+
+# --- joins ----------------------------------------------------------------------------------------
+
+
+def _min(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _lww(a: Stamped[T] | None, b: Stamped[T] | None) -> Stamped[T] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if b.stamp > a.stamp else a
+
+
+def _status_join(
+    a: Stamped[OrderStatus] | None, b: Stamped[OrderStatus] | None
+) -> Stamped[OrderStatus] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if (b.value.rank, b.stamp) > (a.value.rank, a.stamp) else a
+
+
+def _union(a: tuple[T, ...], b: tuple[T, ...]) -> tuple[T, ...]:
+    if all(x in a for x in b):
+        return a
+    return tuple(sorted(set(a) | set(b)))  # type: ignore[type-var]
+
+
+def _join_optional(a: T | None, b: T | None, join: Callable[[T, T], T]) -> T | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return join(a, b)
+
+
+def _join_request(a: FormalRequest, b: FormalRequest) -> FormalRequest:
+    flag = _lww(a.flag, b.flag)
+    assert flag is not None
+    return FormalRequest(
+        flag=flag,
+        first_requested_at=_min(a.first_requested_at, b.first_requested_at),
+        reason=_lww(a.reason, b.reason),
+        sources=a.sources | b.sources,
+    )
+
+
+def _join_cancellation(a: ItemCancellation, b: ItemCancellation) -> ItemCancellation:
+    rank_a = (_ATTRIBUTION_AUTHORITY[a.source], a.stamp)
+    rank_b = (_ATTRIBUTION_AUTHORITY[b.source], b.stamp)
+    return b if rank_b > rank_a else a
+
+
+def _join_item(a: Item, b: Item) -> Item:
+    return Item(
+        order_item_id=a.order_item_id,
+        seller_sku=_lww(a.seller_sku, b.seller_sku),
+        quantity_ordered=_join_optional(a.quantity_ordered, b.quantity_ordered, max),
+        quantity_shipped=max(a.quantity_shipped, b.quantity_shipped),
+        formal_request=_join_optional(a.formal_request, b.formal_request, _join_request),
+        cancellation=_join_optional(a.cancellation, b.cancellation, _join_cancellation),
+    )
+
+
+def _merge_items(order: Order, new_items: Iterable[Item]) -> Order:
+    items = dict(order.items)
+    for item in new_items:
+        old = items.get(item.order_item_id)
+        items[item.order_item_id] = item if old is None else _join_item(old, item)
+    return replace(order, items=items)
+
+
+# --- event bodies ---------------------------------------------------------------------------------
+
+
+def _formal_request(flag: bool, reason: str, stamp: Stamp, source: Source) -> FormalRequest:
+    return FormalRequest(
+        flag=Stamped(flag, stamp),
+        first_requested_at=stamp.at if flag else None,
+        reason=Stamped(reason, stamp) if reason else None,
+        sources=frozenset((source,)),
+    )
+
+
+def _item_from_observation(obs: ItemObservation, stamp: Stamp, source: Source) -> Item:
+    request = None
+    if obs.buyer_requested_cancel is not None:
+        request = _formal_request(obs.buyer_requested_cancel, obs.buyer_cancel_reason, stamp, source)
+    cancellation = None
+    if obs.cancelled_by is not None:
+        cancellation = ItemCancellation(
+            obs.cancelled_by, obs.cancel_reason, stamp, AttributionSource.AMAZON_CANCELLED_BY
+        )
+    return Item(
+        order_item_id=obs.order_item_id,
+        seller_sku=Stamped(obs.seller_sku, stamp) if obs.seller_sku else None,
+        quantity_ordered=obs.quantity_ordered,
+        quantity_shipped=obs.quantity_shipped or 0,
+        formal_request=request,
+        cancellation=cancellation,
+    )
+
+
+def _apply_snapshot(order: Order, snap: OrderSnapshot, stamp: Stamp, source: Source) -> Order:
+    status = snap.status
+    seen_pending_at = order.seen_pending_at
+    left_pending_at = order.left_pending_at
+    canceled_at = order.canceled_at
+    if status is not None:
+        if status.is_pending:
+            seen_pending_at = _min(seen_pending_at, stamp.at)
+        elif status is OrderStatus.CANCELED:
+            canceled_at = _min(canceled_at, stamp.at)
+        elif status is not OrderStatus.UNFULFILLABLE:
+            left_pending_at = _min(left_pending_at, stamp.at)
+    if any((i.quantity_shipped or 0) > 0 for i in snap.items):
+        left_pending_at = _min(left_pending_at, stamp.at)
+    order = replace(
+        order,
+        channel_obs=_lww(order.channel_obs, Stamped(snap.channel, stamp) if snap.channel else None),
+        status_obs=_status_join(order.status_obs, Stamped(status, stamp) if status else None),
+        ship_by_obs=_lww(
+            order.ship_by_obs, Stamped(snap.latest_ship_at, stamp) if snap.latest_ship_at else None
+        ),
+        purchased_at=_min(order.purchased_at, snap.purchased_at),
+        seen_pending_at=seen_pending_at,
+        left_pending_at=left_pending_at,
+        canceled_at=canceled_at,
+    )
+    if not snap.items:
+        return order
+    return _merge_items(order, (_item_from_observation(o, stamp, source) for o in snap.items))
+
+
+def _apply_request(order: Order, body: CancellationRequested, stamp: Stamp, source: Source) -> Order:
+    if body.kind is RequestKind.INFORMAL:
+        request = InformalRequest(
+            stamp.at, body.message_id or stamp.event_id, body.language, tuple(sorted(body.order_item_ids))
+        )
+        return replace(order, informal_requests=_union(order.informal_requests, (request,)))
+    formal = _formal_request(True, body.reason, stamp, source)
+    if not body.order_item_ids:
+        joined = _join_optional(order.order_formal_request, formal, _join_request)
+        return replace(order, order_formal_request=joined)
+    return _merge_items(order, (Item(order_item_id=i, formal_request=formal) for i in body.order_item_ids))

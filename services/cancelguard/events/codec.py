@@ -1,0 +1,159 @@
+"""Domain order events <-> the protobuf records on the order-events topic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cancelguard.domain import model as m
+from cancelguard.events.v1 import order_event_pb2 as pb
+
+_SOURCE_TO_PB = {s: pb.Source.Value(f"SOURCE_{s.value}") for s in m.Source}
+_SOURCE_FROM_PB = {v: k for k, v in _SOURCE_TO_PB.items()}
+_STATUS_TO_PB = {s: pb.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in m.OrderStatus}
+_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+_CHANNEL_TO_PB = {c: pb.FulfillmentChannel.Value(f"FULFILLMENT_CHANNEL_{c.name}") for c in m.Channel}
+_CHANNEL_FROM_PB = {v: k for k, v in _CHANNEL_TO_PB.items()}
+_BY_TO_PB = {
+    b: pb.CancelledBy.Value(f"CANCELLED_BY_{b.name}") for b in m.CancelledBy if b is not m.CancelledBy.UNKNOWN
+}
+_BY_FROM_PB = {v: k for k, v in _BY_TO_PB.items()}
+_KIND_TO_PB = {k: pb.RequestKind.Value(f"REQUEST_KIND_{k.name}") for k in m.RequestKind}
+_KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
+
+
+def _ts(dt: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+def _dt(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def encode(event: m.OrderEvent) -> bytes:
+    out = pb.OrderEvent(
+        event_id=event.event_id,
+        seller_account=event.key.seller_account,
+        marketplace_id=event.key.marketplace_id,
+        amazon_order_id=event.key.amazon_order_id,
+        source=_SOURCE_TO_PB[event.source],
+        occurred_at=_ts(event.occurred_at),
+        observed_at=_ts(event.observed_at),
+    )
+    body = event.body
+    if isinstance(body, m.OrderSnapshot):
+        snap = out.snapshot
+        snap.SetInParent()  # an empty snapshot is still a snapshot
+        if body.status is not None:
+            snap.status = _STATUS_TO_PB[body.status]
+        if body.channel is not None:
+            snap.fulfillment_channel = _CHANNEL_TO_PB[body.channel]
+        if body.purchased_at is not None:
+            snap.purchased_at.CopyFrom(_ts(body.purchased_at))
+        if body.latest_ship_at is not None:
+            snap.latest_ship_at.CopyFrom(_ts(body.latest_ship_at))
+        for item in body.items:
+            i = snap.items.add(
+                order_item_id=item.order_item_id,
+                seller_sku=item.seller_sku,
+                buyer_cancel_reason=item.buyer_cancel_reason,
+                cancel_reason=item.cancel_reason,
+            )
+            if item.quantity_ordered is not None:
+                i.quantity_ordered = item.quantity_ordered
+            if item.quantity_shipped is not None:
+                i.quantity_shipped = item.quantity_shipped
+            if item.buyer_requested_cancel is not None:
+                i.buyer_requested_cancel = item.buyer_requested_cancel
+            if item.cancelled_by is not None:
+                i.cancelled_by = _BY_TO_PB[item.cancelled_by]
+    elif isinstance(body, m.CancellationRequested):
+        out.cancellation_requested.CopyFrom(
+            pb.CancellationRequested(
+                kind=_KIND_TO_PB[body.kind],
+                order_item_ids=body.order_item_ids,
+                reason=body.reason,
+                language=body.language,
+                message_id=body.message_id,
+            )
+        )
+    elif isinstance(body, m.SellerCancellationSubmitted):
+        out.seller_cancellation_submitted.CopyFrom(
+            pb.SellerCancellationSubmitted(
+                cancel_reason=body.cancel_reason, order_item_ids=body.order_item_ids, feed_id=body.feed_id
+            )
+        )
+    elif isinstance(body, m.ShippingLabelPurchased):
+        out.shipping_label_purchased.SetInParent()
+    else:  # pragma: no cover - the body union is closed
+        raise TypeError(f"unknown event body {type(body).__name__}")
+    return out.SerializeToString()
+
+
+def decode(data: bytes) -> m.OrderEvent:
+    """Bytes from the topic -> a domain event. Raises InvalidInput with the reason when it cannot."""
+    msg = pb.OrderEvent()
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as exc:
+        raise m.InvalidInput(f"not a cancelguard.events.v1.OrderEvent: {exc}") from exc
+    missing = [
+        f for f in ("event_id", "seller_account", "marketplace_id", "amazon_order_id") if not getattr(msg, f)
+    ]
+    if missing:
+        raise m.InvalidInput(f"order event is missing {', '.join(missing)}")
+    if msg.source not in _SOURCE_FROM_PB:
+        raise m.InvalidInput(f"order event {msg.event_id} has no source")
+    if not msg.HasField("occurred_at"):
+        raise m.InvalidInput(f"order event {msg.event_id} has no occurred_at (Amazon's time)")
+    which = msg.WhichOneof("body")
+    body: m.EventBody
+    if which == "snapshot":
+        s = msg.snapshot
+        body = m.OrderSnapshot(
+            status=_STATUS_FROM_PB.get(s.status),
+            channel=_CHANNEL_FROM_PB.get(s.fulfillment_channel),
+            purchased_at=_dt(s.purchased_at) if s.HasField("purchased_at") else None,
+            latest_ship_at=_dt(s.latest_ship_at) if s.HasField("latest_ship_at") else None,
+            items=tuple(
+                m.ItemObservation(
+                    order_item_id=i.order_item_id,
+                    seller_sku=i.seller_sku,
+                    quantity_ordered=i.quantity_ordered if i.HasField("quantity_ordered") else None,
+                    quantity_shipped=i.quantity_shipped if i.HasField("quantity_shipped") else None,
+                    buyer_requested_cancel=(
+                        i.buyer_requested_cancel if i.HasField("buyer_requested_cancel") else None
+                    ),
+                    buyer_cancel_reason=i.buyer_cancel_reason,
+                    cancelled_by=_BY_FROM_PB.get(i.cancelled_by),
+                    cancel_reason=i.cancel_reason,
+                )
+                for i in s.items
+            ),
+        )
+    elif which == "cancellation_requested":
+        r = msg.cancellation_requested
+        if r.kind not in _KIND_FROM_PB:
+            raise m.InvalidInput(f"order event {msg.event_id}: cancellation request has no kind")
+        body = m.CancellationRequested(
+            _KIND_FROM_PB[r.kind], tuple(r.order_item_ids), r.reason, r.language, r.message_id
+        )
+    elif which == "seller_cancellation_submitted":
+        c = msg.seller_cancellation_submitted
+        body = m.SellerCancellationSubmitted(c.cancel_reason, tuple(c.order_item_ids), c.feed_id)
+    elif which == "shipping_label_purchased":
+        body = m.ShippingLabelPurchased()
+    else:
+        raise m.InvalidInput(f"order event {msg.event_id} has no body")
+    return m.OrderEvent(
+        event_id=msg.event_id,
+        key=m.OrderKey(msg.seller_account, msg.marketplace_id, msg.amazon_order_id),
+        source=_SOURCE_FROM_PB[msg.source],
+        occurred_at=_dt(msg.occurred_at),
+        observed_at=_dt(msg.observed_at) if msg.HasField("observed_at") else _dt(msg.occurred_at),
+        body=body,
+    )

@@ -1,0 +1,109 @@
+"""Kafka plumbing shared by the services: topics, the idempotent producer, the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import for_code
+
+log = logging.getLogger("cancelguard.kafka")
+
+SEND_TIMEOUT_S = 30.0  # every send and stop is bounded: a dead broker must not hang a shutdown
+STOP_TIMEOUT_S = 10.0
+
+# Dead-letter records keep the original bytes as value and say why in headers (as Kafka Connect does).
+DLQ_REASON = "cancelguard.dlq.reason"
+DLQ_SOURCE_TOPIC = "cancelguard.dlq.source.topic"
+DLQ_SOURCE_PARTITION = "cancelguard.dlq.source.partition"
+DLQ_SOURCE_OFFSET = "cancelguard.dlq.source.offset"
+DLQ_STAGE = "cancelguard.dlq.stage"
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int, replication: int) -> None:
+    """Create the topics that do not exist yet (aiokafka's admin client works on Kafka 4.1)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(
+            [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
+        )
+        for topic, code, message in (e[:3] for e in response.topic_errors):
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise for_code(code)(f"cannot create topic {topic}: {message}")
+        log.info("created topics", extra={"topics": missing, "partitions": partitions})
+    finally:
+        await admin.close()
+
+
+def new_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    """acks=all + idempotence: a retried send is written once, in order, per partition."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
+    )
+
+
+async def stop_producer(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("producer did not stop in time; unsent records will be re-read from the source")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a record came from: written on its dead letter so it can be found and replayed."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def dead_letter_headers(reason: str, origin: Origin, stage: str) -> list[tuple[str, bytes]]:
+    return [
+        (DLQ_REASON, reason.encode()[:4000]),
+        (DLQ_SOURCE_TOPIC, origin.topic.encode()),
+        (DLQ_SOURCE_PARTITION, str(origin.partition).encode()),
+        (DLQ_SOURCE_OFFSET, str(origin.offset).encode()),
+        (DLQ_STAGE, stage.encode()),
+    ]
+
+
+async def send_dead_letter(
+    producer: AIOKafkaProducer,
+    topic: str,
+    *,
+    value: bytes | None,
+    key: bytes | None,
+    reason: str,
+    origin: Origin,
+    stage: str,
+) -> asyncio.Future:
+    """Queue a dead letter; the caller awaits the returned future before committing past the record."""
+    log.warning(
+        "dead-lettered a record",
+        extra={
+            "reason": reason,
+            "source_topic": origin.topic,
+            "partition": origin.partition,
+            "offset": origin.offset,
+            "stage": stage,
+        },
+    )
+    return await producer.send(
+        topic, value=value, key=key, headers=dead_letter_headers(reason, origin, stage)
+    )
