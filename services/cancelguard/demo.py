@@ -140,8 +140,10 @@ async def print_results(
         orders = orders_pb2_grpc.OrderServiceStub(channel)
         say()
         say("Cancellation Rate per seller account and marketplace")
-        header = (f"  {'seller account':<16} {'mkt':<4} {'window':<34} {'orders':>6} {'cancelled':>9} "
-                  f"{'rate':>7}  status")
+        header = (
+            f"  {'seller account':<16} {'mkt':<4} {'window':<34} {'orders':>6} {'cancelled':>9} "
+            f"{'rate':>7}  status"
+        )
         say(header)
         say("  " + "-" * (len(header) - 2))
         for (seller, mkt), rate in sorted(live.items()):
@@ -208,7 +210,7 @@ def grpcurl_hints(settings: Settings) -> None:
     say("Press Ctrl-C to stop everything.")
 
 
-async def run(*, keep_running: bool) -> int:
+async def run(*, keep_running: bool, log_dir: Path) -> int:
     settings = demo_settings()
     stack = None
     stop_after: list[str] = []
@@ -224,7 +226,6 @@ async def run(*, keep_running: bool) -> int:
         )
     else:
         say(f"using Kafka at {settings.kafka_bootstrap} and Postgres at {settings.redacted_dsn}")
-    log_dir = Path(os.path.abspath(os.environ.get("CANCELGUARD_DEMO_LOGS", ".local/demo-logs")))
     services = ServiceProcesses(settings, log_dir)
     ok = False
     try:
@@ -264,8 +265,9 @@ async def run(*, keep_running: bool) -> int:
 
 
 def main(keep_running: bool) -> int:
+    log_dir = Path(os.environ.get("CANCELGUARD_DEMO_LOGS", ".local/demo-logs")).resolve()
     try:
-        return asyncio.run(run(keep_running=keep_running))
+        return asyncio.run(run(keep_running=keep_running, log_dir=log_dir))
     except KeyboardInterrupt:
         return 130
     except (RuntimeError, OSError) as exc:

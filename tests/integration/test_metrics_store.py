@@ -113,6 +113,10 @@ async def test_arrival_order_and_batch_cuts_do_not_matter(store: Store) -> None:
         )
         offset += size
     assert await totals(store, scenario) == truth(scenario)
+    async with store.pool.acquire() as conn:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM cr_buckets WHERE orders < 0 OR cancellations < 0") == 0
+        )
 
 
 async def test_a_late_cancel_changes_the_past_window_it_belongs_to(store: Store) -> None:

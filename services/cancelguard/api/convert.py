@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -13,9 +14,15 @@ from cancelguard.domain.policy import CancellationPolicy
 from cancelguard.domain.windows import CancellationRate, WindowKind
 from cancelguard.v1 import metrics_pb2, orders_pb2
 
-_STATUS = {s: orders_pb2.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in m.OrderStatus}
-_CHANNEL = {c: orders_pb2.FulfillmentChannel.Value(f"FULFILLMENT_CHANNEL_{c.name}") for c in m.Channel}
-_BY = {b: orders_pb2.CancelledBy.Value(f"CANCELLED_BY_{b.name}") for b in m.CancelledBy}
+_STATUS: dict[m.OrderStatus, Any] = {
+    s: orders_pb2.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in m.OrderStatus
+}
+_CHANNEL: dict[m.Channel, Any] = {
+    c: orders_pb2.FulfillmentChannel.Value(f"FULFILLMENT_CHANNEL_{c.name}") for c in m.Channel
+}
+_BY: dict[m.CancelledBy, Any] = {
+    b: orders_pb2.CancelledBy.Value(f"CANCELLED_BY_{b.name}") for b in m.CancelledBy
+}
 _WINDOW = {k: metrics_pb2.WindowKind.Value(f"WINDOW_KIND_{k.name}") for k in WindowKind}
 WINDOW_FROM_PB = {v: k for k, v in _WINDOW.items()}
 
@@ -33,15 +40,21 @@ def order_message(order: m.Order, attribution: Attribution, action: Recommendati
         seller_account=order.key.seller_account,
         marketplace_id=order.key.marketplace_id,
         amazon_order_id=order.key.amazon_order_id,
-        status=_STATUS[order.status] if order.status else 0,
-        fulfillment_channel=_CHANNEL[order.channel] if order.channel else 0,
+        status=_STATUS[order.status] if order.status else orders_pb2.ORDER_STATUS_UNSPECIFIED,
+        fulfillment_channel=(
+            _CHANNEL[order.channel] if order.channel else orders_pb2.FULFILLMENT_CHANNEL_UNSPECIFIED
+        ),
         purchased_at=timestamp(order.purchased_at),
         latest_ship_at=timestamp(order.latest_ship_at),
         label_purchased=order.has_label,
         attribution=orders_pb2.Attribution(
             verdict=orders_pb2.Attribution.Verdict.Value(f"VERDICT_{attribution.verdict.value}"),
             rule=attribution.rule.value,
-            cancelled_by=_BY[attribution.cancelled_by] if attribution.cancelled_by else 0,
+            cancelled_by=(
+                _BY[attribution.cancelled_by]
+                if attribution.cancelled_by
+                else orders_pb2.CANCELLED_BY_UNSPECIFIED
+            ),
             cancel_reason=attribution.cancel_reason,
             source=attribution.source.value,
             needs_review=attribution.needs_review,

@@ -5,8 +5,8 @@ Two situations (domain §7, actions.py):
   (Your Account > Your Orders > Request cancellation) keeps the cancel out of the seller's Cancellation Rate.
   The reply asks for that request and promises to cancel once it arrives; it never offers to cancel on the
   strength of the message alone.
-- RETURN_INSTEAD: the order is shipped or a label was bought, so it cannot be cancelled any more; the buyer can
-  refuse the delivery or return the item for a refund (a refund does not count in the rate).
+- RETURN_INSTEAD: the order is shipped or a label was bought, so it cannot be cancelled any more; the buyer
+  can refuse the delivery or return the item for a refund (a refund does not count in the rate).
 
 Menu labels follow Amazon's wording in each language where it is known (en, de, fr, es are quoted in Seller
 Central help); the others are faithful translations of "Your Orders" and "Request cancellation".
@@ -31,7 +31,7 @@ _TEMPLATES: dict[ReplyKind, dict[str, str]] = {
         "en": (
             "Hello, thank you for your message about order {order_id}. To cancel it, please send the "
             "cancellation request through Amazon: go to Your Account > Your Orders, select this order and "
-            "choose \"Request cancellation\". As soon as we receive your request, we will cancel the order. "
+            'choose "Request cancellation". As soon as we receive your request, we will cancel the order. '
             "Kind regards"
         ),
         "de": (
@@ -79,7 +79,7 @@ _TEMPLATES: dict[ReplyKind, dict[str, str]] = {
         "tr": (
             "Merhaba, {order_id} numaralı siparişinizle ilgili mesajınız için teşekkür ederiz. Siparişi "
             "iptal etmek için lütfen talebinizi doğrudan Amazon üzerinden iletin: Hesabım > Siparişlerim "
-            "bölümünde bu siparişi seçin ve \"İptal talep et\" seçeneğine tıklayın. Talebiniz bize ulaşır "
+            'bölümünde bu siparişi seçin ve "İptal talep et" seçeneğine tıklayın. Talebiniz bize ulaşır '
             "ulaşmaz siparişi iptal edeceğiz. Saygılarımızla"
         ),
         "ja": (
@@ -95,13 +95,13 @@ _TEMPLATES: dict[ReplyKind, dict[str, str]] = {
         ),
         "ar": (
             "مرحبًا، شكرًا لرسالتك بخصوص الطلب {order_id}. لإلغاء الطلب، يُرجى إرسال طلب الإلغاء عبر أمازون: "
-            "انتقل إلى حسابك > طلباتك، واختر هذا الطلب، ثم اضغط على \"طلب الإلغاء\". سنلغي الطلب فور "
+            'انتقل إلى حسابك > طلباتك، واختر هذا الطلب، ثم اضغط على "طلب الإلغاء". سنلغي الطلب فور '
             "استلام طلبك. مع أطيب التحيات"
         ),
         "pt": (
             "Olá, obrigado pela sua mensagem sobre o pedido {order_id}. Para cancelá-lo, pedimos que "
             "solicite o cancelamento diretamente pela Amazon: acesse Sua conta > Seus pedidos, selecione "
-            "este pedido e clique em \"Solicitar cancelamento\". Assim que recebermos a sua solicitação, "
+            'este pedido e clique em "Solicitar cancelamento". Assim que recebermos a sua solicitação, '
             "cancelaremos o pedido. Atenciosamente"
         ),
     },
@@ -110,7 +110,7 @@ _TEMPLATES: dict[ReplyKind, dict[str, str]] = {
             "Hello, thank you for your message about order {order_id}. The order has already been shipped "
             "or is ready for shipping, so we can no longer cancel it. You can refuse the delivery, or return "
             "the item for a refund once it has arrived: go to Your Orders, select this order and choose "
-            "\"Return or replace items\". Kind regards"
+            '"Return or replace items". Kind regards'
         ),
         "de": (
             "Hallo, vielen Dank für Ihre Nachricht zur Bestellung {order_id}. Die Bestellung wurde bereits "
@@ -163,8 +163,8 @@ _TEMPLATES: dict[ReplyKind, dict[str, str]] = {
             "Merhaba, {order_id} numaralı siparişinizle ilgili mesajınız için teşekkür ederiz. Siparişiniz "
             "kargoya verildi veya gönderime hazır olduğu için maalesef artık iptal edemiyoruz. Teslimat "
             "sırasında paketi teslim almayı reddedebilir ya da ürünü teslim aldıktan sonra iade ederek "
-            "ücretinizi geri alabilirsiniz: Siparişlerim bölümünde bu siparişi seçin ve \"Ürünleri iade et "
-            "veya değiştir\" seçeneğine tıklayın. Saygılarımızla"
+            'ücretinizi geri alabilirsiniz: Siparişlerim bölümünde bu siparişi seçin ve "Ürünleri iade et '
+            'veya değiştir" seçeneğine tıklayın. Saygılarımızla'
         ),
         "ja": (
             "お問い合わせいただきありがとうございます（注文番号：{order_id}）。申し訳ございませんが、"
@@ -180,14 +180,14 @@ _TEMPLATES: dict[ReplyKind, dict[str, str]] = {
         "ar": (
             "مرحبًا، شكرًا لرسالتك بخصوص الطلب {order_id}. لقد تم شحن الطلب أو أصبح جاهزًا للشحن، لذلك "
             "لم يعد بإمكاننا إلغاؤه للأسف. يمكنك رفض استلام الشحنة عند التوصيل، أو إرجاع المنتج بعد "
-            "استلامه لاسترداد المبلغ: انتقل إلى طلباتك، واختر هذا الطلب، ثم اضغط على \"إرجاع المنتجات أو "
-            "استبدالها\". مع أطيب التحيات"
+            'استلامه لاسترداد المبلغ: انتقل إلى طلباتك، واختر هذا الطلب، ثم اضغط على "إرجاع المنتجات أو '
+            'استبدالها". مع أطيب التحيات'
         ),
         "pt": (
             "Olá, obrigado pela sua mensagem sobre o pedido {order_id}. O pedido já foi enviado ou está "
             "pronto para envio, por isso infelizmente não podemos mais cancelá-lo. Você pode recusar a "
             "entrega ou, depois de recebê-lo, devolver o produto para obter o reembolso: acesse Seus "
-            "pedidos, selecione este pedido e clique em \"Devolver ou trocar produtos\". Atenciosamente"
+            'pedidos, selecione este pedido e clique em "Devolver ou trocar produtos". Atenciosamente'
         ),
     },
 }

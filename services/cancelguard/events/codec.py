@@ -16,7 +16,7 @@ _STATUS_TO_PB = {s: pb.OrderStatus.Value(f"ORDER_STATUS_{s.name}") for s in m.Or
 _STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
 _CHANNEL_TO_PB = {c: pb.FulfillmentChannel.Value(f"FULFILLMENT_CHANNEL_{c.name}") for c in m.Channel}
 _CHANNEL_FROM_PB = {v: k for k, v in _CHANNEL_TO_PB.items()}
-_BY_TO_PB = {
+_BY_TO_PB: dict[m.CancelledBy, int] = {
     b: pb.CancelledBy.Value(f"CANCELLED_BY_{b.name}") for b in m.CancelledBy if b is not m.CancelledBy.UNKNOWN
 }
 _BY_FROM_PB = {v: k for k, v in _BY_TO_PB.items()}

@@ -32,8 +32,9 @@ CREATE TABLE cr_buckets (
     bucket_start    timestamptz NOT NULL,  -- hour-aligned UTC
     orders          integer     NOT NULL DEFAULT 0,  -- denominator
     cancellations   integer     NOT NULL DEFAULT 0,  -- numerator
-    PRIMARY KEY (seller_account, marketplace_id, bucket_start),
-    CHECK (orders >= 0 AND cancellations >= 0)
+    -- no CHECK (orders >= 0): Postgres checks the row proposed by INSERT .. ON CONFLICT before it sees
+    -- the conflict, and a bucket delta of -1 is proposed whenever an order moves out of a bucket
+    PRIMARY KEY (seller_account, marketplace_id, bucket_start)
 );
 
 CREATE TABLE consumer_offsets (
