@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -141,7 +141,7 @@ async def print_results(
         say()
         say("Cancellation Rate per seller account and marketplace")
         header = (
-            f"  {'seller account':<16} {'mkt':<4} {'window':<34} {'orders':>6} {'cancelled':>9} "
+            f"  {'seller account':<16} {'mkt':<4} {'window (UTC)':<40} {'orders':>6} {'cancelled':>9} "
             f"{'rate':>7}  status"
         )
         say(header)
@@ -151,12 +151,13 @@ async def print_results(
                 metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=mkt), timeout=5
             )
             country = marketplace(mkt).country
-            for r, label in ((rate, "live, last 168 h"), (amazon, "Amazon-aligned 7 days")):
+            for r, label in ((rate, "live 168 h"), (amazon, "Amazon 7 days")):
+                # printed as Amazon prints its report range: first minute to last minute, UTC
                 start = r.window_start.ToDatetime().strftime("%m-%d %H:%M")
-                end = r.window_end.ToDatetime().strftime("%m-%d %H:%M")
+                end = (r.window_end.ToDatetime() - timedelta(minutes=1)).strftime("%m-%d %H:%M")
                 status = metrics_pb2.RateStatus.Name(r.status).removeprefix("RATE_STATUS_")
                 say(
-                    f"  {seller:<16} {country:<4} {label + ' ' + start + '..' + end:<34} {r.total_orders:>6} "
+                    f"  {seller:<16} {country:<4} {label:<14} {start}..{end}  {r.total_orders:>6} "
                     f"{r.cancelled_orders:>9} {r.rate:>7.2%}  {status}"
                 )
             want = expected[(seller, mkt)]
