@@ -56,11 +56,17 @@ def _serve(service: str) -> int:
 
     import logging
 
+    log = logging.getLogger("cancelguard")
     try:
         asyncio.run(main())
     except StartupError as exc:
-        logging.getLogger("cancelguard").error("cannot start: %s", exc)
+        log.error("cannot start: %s", exc)
         return 2
+    except Exception:
+        # logged as JSON like everything else; the orchestrator restarts the process, and the stored
+        # offsets make the restart pick up exactly where the last committed batch ended
+        log.exception("the %s service stopped on an unexpected error", service)
+        return 1
     return 0
 
 

@@ -330,3 +330,146 @@ def test_the_demo_runs_end_to_end(settings: Settings, tmp_path: Path) -> None:
     assert "Open cancellation requests" in out.stdout
     assert "exit codes: ingestion=0, metrics=0, api=0" in out.stdout
     assert os.listdir(tmp_path)
+
+
+def _evaluate(intent: int, seller: str, mkt: str, order_id: str) -> orders_pb2.EvaluateCancellationRequest:
+    return orders_pb2.EvaluateCancellationRequest(
+        seller_account=seller, marketplace_id=mkt, amazon_order_id=order_id, intent=intent
+    )
+
+
+Intent = orders_pb2.EvaluateCancellationRequest
+Code = orders_pb2.RecommendedAction
+
+
+@pytest.mark.parametrize(
+    ("story", "intent", "code", "counts"),
+    [
+        (Story.UNSHIPPED, Intent.INTENT_NO_INVENTORY, Code.CODE_CANCEL_NO_INVENTORY, True),
+        (Story.UNSHIPPED, Intent.INTENT_BUYER_CANCELED, Code.CODE_REFUSE_BUYER_CANCELED_REASON, True),
+        (Story.FORMAL_REQUEST_OPEN, Intent.INTENT_NO_INVENTORY, Code.CODE_CANCEL_BUYER_CANCELED, False),
+        (Story.INFORMAL_REQUEST_OPEN, Intent.INTENT_UNSPECIFIED, Code.CODE_ASK_FOR_FORMAL_REQUEST, False),
+        (Story.SHIPPED, Intent.INTENT_NO_INVENTORY, Code.CODE_CANNOT_CANCEL_SHIPPED, False),
+    ],
+)
+async def test_evaluate_cancellation_says_what_it_would_cost(
+    pipeline: Pipeline, story: Story, intent: int, code: int, counts: bool
+) -> None:
+    seller, mkt, order_id = pipeline.order_with(story)
+    reply = await pipeline.orders.EvaluateCancellation(_evaluate(intent, seller, mkt, order_id))
+    assert reply.action.code == code
+    assert reply.action.counts_against_cr is counts
+    assert reply.action.explanation
+    if code == Code.CODE_CANCEL_NO_INVENTORY:
+        assert reply.action.cancel_reason == "NoInventory"
+    if code == Code.CODE_REFUSE_BUYER_CANCELED_REASON:
+        assert "formal" in reply.action.explanation and not reply.action.cancel_reason
+    if counts or code == Code.CODE_ASK_FOR_FORMAL_REQUEST:
+        # what a cancel would cause (for an informal request: if the seller cancelled against the advice);
+        # the order is recent, so it sits in the live window: one more cancellation, same orders
+        assert reply.projected_rate.cancelled_orders == reply.current_rate.cancelled_orders + 1
+        assert reply.projected_rate.total_orders == reply.current_rate.total_orders
+        assert reply.projected_rate.rate > reply.current_rate.rate
+    else:
+        assert not reply.HasField("projected_rate")
+
+
+async def test_what_if_projects_the_rate_for_a_set_of_orders(pipeline: Pipeline) -> None:
+    stories = sorted(pipeline.scenario.stories.items())
+    seller, mkt = "A1DEMOSELLERUS", "ATVPDKIKX0DER"
+    unshipped = [o for (s, m, o), st in stories if (s, m) == (seller, mkt) and st is Story.UNSHIPPED][:2]
+    shipped = next(o for (s, m, o), st in stories if (s, m) == (seller, mkt) and st is Story.SHIPPED)
+    reply = await pipeline.metrics.ProjectCancellationRate(
+        metrics_pb2.ProjectCancellationRateRequest(
+            seller_account=seller,
+            marketplace_id=mkt,
+            amazon_order_ids=[*unshipped, shipped, "999-0000000-0000000"],
+            cancel_reason="NoInventory",
+        )
+    )
+    assert reply.current.window_kind == metrics_pb2.WINDOW_KIND_LIVE
+    assert reply.projected.cancelled_orders == reply.current.cancelled_orders + len(unshipped)
+    assert reply.projected.total_orders == reply.current.total_orders
+    effects = {e.amazon_order_id: e for e in reply.effects}
+    assert all(effects[o].cancelled_orders_delta == 1 for o in unshipped)
+    assert effects[shipped].found and effects[shipped].cancelled_orders_delta == 0
+    assert not effects["999-0000000-0000000"].found
+
+
+async def test_roll_off_lists_the_counted_cancellations_and_when_the_rate_recovers(
+    pipeline: Pipeline,
+) -> None:
+    for (seller, mkt), want in pipeline.scenario.expected().items():
+        reply = await pipeline.metrics.GetRollOff(
+            metrics_pb2.GetRollOffRequest(
+                seller_account=seller, marketplace_id=mkt, window_kind=metrics_pb2.WINDOW_KIND_LIVE
+            )
+        )
+        assert reply.current.cancelled_orders == want.cancellations
+        assert len(reply.leaving) == want.cancellations
+        for leaving in reply.leaving:
+            assert leaving.leaves_at.ToDatetime() > leaving.counted_at.ToDatetime()
+            assert pipeline.scenario.stories[(seller, mkt, leaving.amazon_order_id)] in (
+                Story.SELLER_CANCELLED,
+                Story.INFORMAL_REQUEST_CANCELLED,
+            )
+        assert reply.days and reply.days[0].rate.cancelled_orders == want.cancellations
+        # no new cancellations are assumed: once every counted one has left, the rate is under both levels
+        assert reply.HasField("under_threshold_on") and reply.HasField("under_warning_on")
+        last_leaves = max(x.leaves_at.ToDatetime() for x in reply.leaving)
+        assert reply.under_warning_on.ToDatetime() <= last_leaves
+
+
+async def test_suppression_risk_needs_two_consecutive_seller_cancels_of_a_sku(pipeline: Pipeline) -> None:
+    from datetime import timedelta
+
+    from cancelguard.simulator.order_change import NotificationItem, order_change_notification
+
+    seller, mkt = "A9SUPPRESSION", "A1PA6795UKMFR9"
+    base = pipeline.now - timedelta(days=5)
+    # SKU-X: cancelled, cancelled -> at risk. SKU-Y: cancelled, shipped, cancelled -> not consecutive.
+    plan = [
+        ("X1", "SKU-X", "Canceled"),
+        ("Y1", "SKU-Y", "Canceled"),
+        ("X2", "SKU-X", "Canceled"),
+        ("Y2", "SKU-Y", "Shipped"),
+        ("Y3", "SKU-Y", "Canceled"),
+    ]
+    notifications = []
+    for n, (order, sku, final) in enumerate(plan):
+        bought = base + timedelta(hours=n)
+        for hours, status in ((0, "Pending"), (1, "Unshipped"), (6, final)):
+            notifications.append(
+                order_change_notification(
+                    seller_id=seller,
+                    amazon_order_id=f"302-000000{n}-{order}",
+                    marketplace_id=mkt,
+                    change_type="OrderStatusChange",
+                    change_reason="status",
+                    time_of_change=bought + timedelta(hours=hours),
+                    order_status=status,
+                    purchase_date=bought,
+                    fulfillment_type="MFN",
+                    latest_ship_date=bought + timedelta(days=2),
+                    items=[NotificationItem(f"item-{order}", sku, 1, 1 if status == "Shipped" else 0)],
+                )
+            )
+    await publish(pipeline.settings, Scenario(notifications=notifications))
+    deadline = time.monotonic() + 30
+    while True:
+        rate = await pipeline.metrics.GetCancellationRate(
+            metrics_pb2.GetCancellationRateRequest(
+                seller_account=seller, marketplace_id=mkt, window_kind=metrics_pb2.WINDOW_KIND_LIVE
+            )
+        )
+        if rate.total_orders == len(plan) and rate.cancelled_orders == 4:
+            break
+        assert time.monotonic() < deadline, rate
+        await asyncio.sleep(0.2)
+    reply = await pipeline.metrics.ListSuppressionRisks(
+        metrics_pb2.ListSuppressionRisksRequest(seller_account=seller, marketplace_id=mkt)
+    )
+    assert [(r.seller_sku, [o[-2:] for o in r.amazon_order_ids]) for r in reply.risks] == [
+        ("SKU-X", ["X1", "X2"])
+    ]
+    assert "SKU-X" in reply.risks[0].explanation

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -61,15 +61,7 @@ def order_message(order: m.Order, attribution: Attribution, action: Recommendati
             explanation=attribution.explanation,
             cancelled_at=timestamp(attribution.cancelled_at),
         ),
-        recommended_action=orders_pb2.RecommendedAction(
-            code=orders_pb2.RecommendedAction.Code.Value(f"CODE_{action.code.value}"),
-            cancel_reason=action.cancel_reason,
-            order_item_ids=action.order_item_ids,
-            counts_against_cr=action.counts_against_cr,
-            explanation=action.explanation,
-            reply_language=action.reply_language,
-            reply_text=action.reply_text,
-        ),
+        recommended_action=action_message(action),
     )
     for item in sorted(order.items.values(), key=lambda i: i.order_item_id):
         request = item.formal_request
@@ -88,6 +80,23 @@ def order_message(order: m.Order, attribution: Attribution, action: Recommendati
     if request_msg is not None:
         msg.cancellation_request.CopyFrom(request_msg)
     return msg
+
+
+def action_message(action: Recommendation) -> orders_pb2.RecommendedAction:
+    return orders_pb2.RecommendedAction(
+        code=orders_pb2.RecommendedAction.Code.Value(f"CODE_{action.code.value}"),
+        cancel_reason=action.cancel_reason,
+        order_item_ids=action.order_item_ids,
+        counts_against_cr=action.counts_against_cr,
+        explanation=action.explanation,
+        reply_language=action.reply_language,
+        reply_text=action.reply_text,
+    )
+
+
+def day_timestamp(day: date | None) -> Timestamp | None:
+    """A calendar day as its midnight UTC."""
+    return timestamp(datetime.combine(day, time(), UTC)) if day is not None else None
 
 
 def cancellation_request(order: m.Order) -> orders_pb2.CancellationRequest | None:

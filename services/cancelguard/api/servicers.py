@@ -11,7 +11,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
@@ -20,11 +21,22 @@ from prometheus_client import Counter, Histogram
 
 from cancelguard.api import convert
 from cancelguard.api.errors import ApiError, abort, invalid, not_found
-from cancelguard.domain.actions import recommend
+from cancelguard.domain.actions import Intent, recommend
 from cancelguard.domain.attribution import attribute
-from cancelguard.domain.model import InvalidInput, OrderKey
+from cancelguard.domain.model import REASON_NO_INVENTORY, InvalidInput, OrderKey
 from cancelguard.domain.policy import CancellationPolicy, PolicyBook, UnknownMarketplace
-from cancelguard.domain.windows import CancellationRate, WindowKind, rate_status, window_for
+from cancelguard.domain.projection import roll_off, what_if
+from cancelguard.domain.suppression import suppression_risks
+from cancelguard.domain.windows import (
+    BUCKET,
+    CancellationRate,
+    Window,
+    WindowKind,
+    bucket_start,
+    live_window,
+    rate_status,
+    window_for,
+)
 from cancelguard.metrics.store import Store
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
@@ -177,6 +189,51 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             )
         return response
 
+    @rpc
+    async def EvaluateCancellation(
+        self, request: orders_pb2.EvaluateCancellationRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.CancellationEvaluation:
+        policy = _policy(self.policies, request.marketplace_id)
+        key = OrderKey(
+            _required(request.seller_account, "seller_account"),
+            request.marketplace_id.strip(),
+            _required(request.amazon_order_id, "amazon_order_id"),
+        )
+        intent = _INTENTS.get(request.intent)
+        if intent is None:
+            raise invalid("intent", f"unknown value {request.intent}")
+        order = await self.store.get_order(key)
+        if order is None:
+            raise not_found(
+                f"order {key.amazon_order_id}",
+                {"seller_account": key.seller_account, "marketplace_id": key.marketplace_id},
+            )
+        now = datetime.now(UTC)
+        window = live_window(now, hours=policy.live_window_hours)
+        orders, cancellations = await self.store.bucket_totals(
+            key.seller_account, key.marketplace_id, window.start, window.end
+        )
+        current = CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
+        action = recommend(order, policy, intent=intent, current_rate=current, now=now)
+        response = orders_pb2.CancellationEvaluation(action=convert.action_message(action))
+        if action.projected_rate is not None and action.current_rate is not None:
+            response.current_rate.CopyFrom(
+                convert.rate_message(key.seller_account, key.marketplace_id, action.current_rate, policy, now)
+            )
+            response.projected_rate.CopyFrom(
+                convert.rate_message(
+                    key.seller_account, key.marketplace_id, action.projected_rate, policy, now
+                )
+            )
+        return response
+
+
+_INTENTS = {
+    orders_pb2.EvaluateCancellationRequest.INTENT_UNSPECIFIED: Intent.NONE,
+    orders_pb2.EvaluateCancellationRequest.INTENT_NO_INVENTORY: Intent.CANCEL_NO_INVENTORY,
+    orders_pb2.EvaluateCancellationRequest.INTENT_BUYER_CANCELED: Intent.CANCEL_BUYER_CANCELED,
+}
+
 
 def encode_page_token(seller: str, marketplace_id: str, at: datetime, order_id: str) -> str:
     raw = json.dumps({"s": seller, "m": marketplace_id, "at": at.isoformat(), "id": order_id})
@@ -194,10 +251,47 @@ def decode_page_token(token: str, seller: str, marketplace_id: str) -> tuple[dat
         raise invalid("page_token", f"not a token from a previous response of this query ({exc})") from None
 
 
+def _window(
+    policy: CancellationPolicy,
+    window_kind: int,
+    window_days: int,
+    as_of: datetime,
+    default: WindowKind = WindowKind.AMAZON_ALIGNED,
+) -> Window:
+    if window_kind != 0 and window_kind not in convert.WINDOW_FROM_PB:
+        raise invalid("window_kind", f"unknown value {window_kind}")
+    kind = convert.WINDOW_FROM_PB.get(window_kind, default)
+    if window_days < 0:
+        raise invalid("window_days", "must be >= 0")
+    if window_days and kind is WindowKind.LIVE:
+        raise invalid("window_days", "applies to Amazon-aligned windows only (the live window is 168 hours)")
+    try:
+        return window_for(kind, as_of, policy, window_days or None)
+    except InvalidInput as exc:
+        raise invalid("window_days", str(exc)) from None
+
+
+def _as_of(request: Any, now: datetime) -> datetime:
+    if not request.HasField("as_of"):
+        return now
+    try:
+        return request.as_of.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise invalid("as_of", f"not a valid time: {exc}") from None
+
+
 class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     def __init__(self, store: Store, policies: PolicyBook) -> None:
         self.store = store
         self.policies = policies
+
+    async def _rate(
+        self, seller: str, marketplace_id: str, window: Window, policy: CancellationPolicy
+    ) -> CancellationRate:
+        orders, cancellations = await self.store.bucket_totals(
+            seller, marketplace_id, window.start, window.end
+        )
+        return CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
 
     @rpc
     async def GetCancellationRate(
@@ -205,28 +299,112 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     ) -> metrics_pb2.CancellationRate:
         policy = _policy(self.policies, request.marketplace_id)
         seller = _required(request.seller_account, "seller_account")
-        kind = convert.WINDOW_FROM_PB.get(request.window_kind, WindowKind.AMAZON_ALIGNED)
-        if request.window_kind not in (0, *convert.WINDOW_FROM_PB):
-            raise invalid("window_kind", f"unknown value {request.window_kind}")
-        if request.window_days < 0:
-            raise invalid("window_days", "must be >= 0")
-        if request.window_days and kind is WindowKind.LIVE:
-            raise invalid(
-                "window_days", "applies to Amazon-aligned windows only (the live window is 168 hours)"
-            )
         now = datetime.now(UTC)
-        as_of = now
-        if request.HasField("as_of"):
-            try:
-                as_of = request.as_of.ToDatetime(tzinfo=UTC)
-            except (ValueError, OverflowError) as exc:
-                raise invalid("as_of", f"not a valid time: {exc}") from None
-        try:
-            window = window_for(kind, as_of, policy, request.window_days or None)
-        except InvalidInput as exc:
-            raise invalid("window_days", str(exc)) from None
-        orders, cancellations = await self.store.bucket_totals(
-            seller, request.marketplace_id, window.start, window.end
-        )
-        rate = CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
+        window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
+        rate = await self._rate(seller, request.marketplace_id, window, policy)
         return convert.rate_message(seller, request.marketplace_id, rate, policy, now)
+
+    @rpc
+    async def ProjectCancellationRate(
+        self, request: metrics_pb2.ProjectCancellationRateRequest, context: grpc.aio.ServicerContext
+    ) -> metrics_pb2.CancellationRateProjection:
+        policy = _policy(self.policies, request.marketplace_id)
+        seller = _required(request.seller_account, "seller_account")
+        order_ids = list(dict.fromkeys(i.strip() for i in request.amazon_order_ids))
+        if not order_ids or "" in order_ids:
+            raise invalid("amazon_order_ids", "give one or more non-empty order ids")
+        if len(order_ids) > MAX_PAGE_SIZE:
+            raise invalid("amazon_order_ids", f"at most {MAX_PAGE_SIZE} orders per call")
+        reason = request.cancel_reason.strip() or REASON_NO_INVENTORY
+        now = datetime.now(UTC)
+        window = _window(policy, request.window_kind, request.window_days, now, default=WindowKind.LIVE)
+        current = await self._rate(seller, request.marketplace_id, window, policy)
+        found = await self.store.get_orders(seller, request.marketplace_id, order_ids)
+        result = what_if(
+            current, [found[i] for i in order_ids if i in found], cancel_reason=reason, at=now, policy=policy
+        )
+        mkt = request.marketplace_id
+        response = metrics_pb2.CancellationRateProjection(
+            current=convert.rate_message(seller, mkt, result.current, policy, now),
+            projected=convert.rate_message(seller, mkt, result.projected, policy, now),
+        )
+        effects = {e.key.amazon_order_id: e for e in result.effects}
+        for order_id in order_ids:
+            effect = effects.get(order_id)
+            if effect is None:
+                response.effects.add(
+                    amazon_order_id=order_id, found=False, explanation="cancelguard has not seen this order"
+                )
+            else:
+                response.effects.add(
+                    amazon_order_id=order_id,
+                    found=True,
+                    cancelled_orders_delta=effect.numerator_delta,
+                    total_orders_delta=effect.denominator_delta,
+                    rule=effect.after.rule.value,
+                    explanation=effect.explanation,
+                )
+        return response
+
+    @rpc
+    async def GetRollOff(
+        self, request: metrics_pb2.GetRollOffRequest, context: grpc.aio.ServicerContext
+    ) -> metrics_pb2.RollOff:
+        policy = _policy(self.policies, request.marketplace_id)
+        seller = _required(request.seller_account, "seller_account")
+        now = datetime.now(UTC)
+        as_of = _as_of(request, now)
+        window = _window(policy, request.window_kind, request.window_days, as_of)
+        expected = None
+        if request.HasField("expected_daily_orders"):
+            if not 0 <= request.expected_daily_orders < 1e9:
+                raise invalid("expected_daily_orders", "must be a number of orders >= 0")
+            expected = Decimal(str(request.expected_daily_orders))
+        mkt = request.marketplace_id
+        buckets = await self.store.buckets(seller, mkt, window.start, bucket_start(as_of) + BUCKET)
+        counted = await self.store.counted_cancellations(seller, mkt, window.start, window.end)
+        result = roll_off(
+            as_of,
+            buckets,
+            counted,
+            policy,
+            kind=window.kind,
+            days=request.window_days or None,
+            expected_daily_orders=expected,
+        )
+        response = metrics_pb2.RollOff(
+            current=convert.rate_message(seller, mkt, result.current, policy, now),
+            under_warning_on=convert.day_timestamp(result.under_warning_on),
+            under_threshold_on=convert.day_timestamp(result.under_threshold_on),
+            assumed_daily_orders=float(result.assumed_daily_orders),
+        )
+        for leaving in result.leaving:
+            response.leaving.add(
+                amazon_order_id=leaving.amazon_order_id,
+                counted_at=convert.timestamp(leaving.at),
+                leaves_at=convert.timestamp(leaving.leaves_on),
+            )
+        for day in result.days:
+            response.days.add(
+                day=convert.day_timestamp(day.day),
+                rate=convert.rate_message(seller, mkt, day.rate, policy, now),
+            )
+        return response
+
+    @rpc
+    async def ListSuppressionRisks(
+        self, request: metrics_pb2.ListSuppressionRisksRequest, context: grpc.aio.ServicerContext
+    ) -> metrics_pb2.ListSuppressionRisksResponse:
+        policy = _policy(self.policies, request.marketplace_id)
+        seller = _required(request.seller_account, "seller_account")
+        as_of = _as_of(request, datetime.now(UTC))
+        since = as_of - timedelta(days=policy.suppression_days)
+        orders = await self.store.orders_purchased(seller, request.marketplace_id, since, as_of + BUCKET)
+        response = metrics_pb2.ListSuppressionRisksResponse()
+        for risk in suppression_risks(orders, policy, as_of):
+            response.risks.add(
+                seller_sku=risk.seller_sku,
+                amazon_order_ids=risk.amazon_order_ids,
+                explanation=risk.explanation,
+            )
+        return response

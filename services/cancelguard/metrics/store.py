@@ -21,6 +21,7 @@ from cancelguard.domain.attribution import attribute, contribution
 from cancelguard.domain.lifecycle import apply
 from cancelguard.domain.model import Order, OrderEvent, OrderKey, OrderStatus, RequestKind
 from cancelguard.domain.policy import PolicyBook
+from cancelguard.domain.projection import CountedCancellation
 from cancelguard.domain.windows import Bucket, bucket_start
 from cancelguard.metrics.state_codec import order_from_json, order_to_json
 
@@ -260,5 +261,48 @@ class Store:
                 after_at,
                 after_id,
                 limit,
+            )
+        return [order_from_json(OrderKey(seller_account, marketplace_id, r[0]), r[1]) for r in rows]
+
+    async def get_orders(
+        self, seller_account: str, marketplace_id: str, order_ids: Sequence[str]
+    ) -> dict[str, Order]:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            rows = await conn.fetch(
+                "SELECT amazon_order_id, state FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
+                " AND amazon_order_id = ANY($3::text[])",
+                seller_account,
+                marketplace_id,
+                list(order_ids),
+            )
+        return {r[0]: order_from_json(OrderKey(seller_account, marketplace_id, r[0]), r[1]) for r in rows}
+
+    async def counted_cancellations(
+        self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
+    ) -> list[CountedCancellation]:
+        """The orders in the CR numerator whose bucket lies in [start, end)."""
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            rows = await conn.fetch(
+                "SELECT amazon_order_id, numerator_bucket FROM orders WHERE seller_account = $1"
+                " AND marketplace_id = $2 AND numerator_bucket >= $3 AND numerator_bucket < $4"
+                " ORDER BY numerator_bucket, amazon_order_id",
+                seller_account,
+                marketplace_id,
+                start,
+                end,
+            )
+        return [CountedCancellation(r[0], r[1]) for r in rows]
+
+    async def orders_purchased(
+        self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
+    ) -> list[Order]:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            rows = await conn.fetch(
+                "SELECT amazon_order_id, state FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
+                " AND purchased_at >= $3 AND purchased_at < $4",
+                seller_account,
+                marketplace_id,
+                start,
+                end,
             )
         return [order_from_json(OrderKey(seller_account, marketplace_id, r[0]), r[1]) for r in rows]

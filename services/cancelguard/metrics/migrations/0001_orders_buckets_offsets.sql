@@ -26,6 +26,14 @@ CREATE INDEX orders_open_requests
     ON orders (seller_account, marketplace_id, request_at, amazon_order_id)
     WHERE open_request IS NOT NULL;
 
+-- roll-off: the counted cancellations of a window
+CREATE INDEX orders_counted
+    ON orders (seller_account, marketplace_id, numerator_bucket)
+    WHERE numerator_bucket IS NOT NULL;
+
+-- suppression risk: the orders of the last 30 days
+CREATE INDEX orders_purchased ON orders (seller_account, marketplace_id, purchased_at);
+
 CREATE TABLE cr_buckets (
     seller_account  text        NOT NULL,
     marketplace_id  text        NOT NULL,
