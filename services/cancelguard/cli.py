@@ -122,25 +122,14 @@ def _publish(kind: str, files: list[str]) -> int:
         else:
             records += [line.encode() for line in stripped.splitlines() if line.strip()]
 
-    async def send() -> None:
-        await kafka.ensure_topics(
-            settings.kafka_bootstrap,
-            settings.all_topics,
-            partitions=settings.topic_partitions,
-            replication=settings.topic_replication,
-        )
-        producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-cli")
-        await producer.start()
-        try:
-            futures = [await producer.send(topic, r) for r in records]
-            for n, f in enumerate(asyncio.as_completed(futures), 1):
-                await f
-                if n % 1000 == 0 or n == len(futures):
-                    print(f"published {n}/{len(futures)} records to {topic}", file=sys.stderr)
-        finally:
-            await kafka.stop_producer(producer)
+    def progress(done: int, total: int) -> None:
+        print(f"published {done}/{total} records to {topic}", file=sys.stderr)
 
-    asyncio.run(send())
+    asyncio.run(
+        kafka.publish(
+            settings, topic, [(None, r) for r in records], client_id="cancelguard-cli", progress=progress
+        )
+    )
     return 0
 
 

@@ -67,32 +67,14 @@ async def reset_namespace(settings: Settings) -> None:
 
 
 async def publish(settings: Settings, scenario: Scenario) -> None:
-    await kafka.ensure_topics(
-        settings.kafka_bootstrap,
-        settings.all_topics,
-        partitions=settings.topic_partitions,
-        replication=settings.topic_replication,
-    )
-    producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-demo")
-    await producer.start()
-    try:
-        sends = []
-        for n in scenario.notifications:
-            order_id = n["Payload"]["OrderChangeNotification"]["AmazonOrderId"]
-            sends.append(
-                await producer.send(
-                    settings.order_change_topic, json.dumps(n).encode(), key=order_id.encode()
-                )
-            )
-        for m in scenario.messages:
-            sends.append(
-                await producer.send(
-                    settings.buyer_messages_topic, json.dumps(m).encode(), key=m["amazon_order_id"].encode()
-                )
-            )
-        await asyncio.gather(*sends)
-    finally:
-        await kafka.stop_producer(producer)
+    """As Amazon's SQS bridge and the helpdesk would: raw JSON on the raw topics, keyed by order."""
+    notifications = [
+        (n["Payload"]["OrderChangeNotification"]["AmazonOrderId"].encode(), json.dumps(n).encode())
+        for n in scenario.notifications
+    ]
+    messages = [(m["amazon_order_id"].encode(), json.dumps(m).encode()) for m in scenario.messages]
+    await kafka.publish(settings, settings.order_change_topic, notifications, client_id="cancelguard-demo")
+    await kafka.publish(settings, settings.buyer_messages_topic, messages, client_id="cancelguard-demo")
 
 
 async def wait_for_results(

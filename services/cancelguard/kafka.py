@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
+
+from cancelguard.config import Settings
+from cancelguard.runtime import connect_with_retry
 
 log = logging.getLogger("cancelguard.kafka")
 
@@ -43,6 +47,49 @@ async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int, r
         log.info("created topics", extra={"topics": missing, "partitions": partitions})
     finally:
         await admin.close()
+
+
+async def connect(
+    settings: Settings, *clients: AIOKafkaProducer | AIOKafkaConsumer, stop: asyncio.Event
+) -> None:
+    """Create the missing topics, then start each client, retrying while Kafka does not answer (for at
+    most settings.startup_timeout_s)."""
+    s = settings
+
+    async def topics() -> None:
+        await ensure_topics(
+            s.kafka_bootstrap, s.all_topics, partitions=s.topic_partitions, replication=s.topic_replication
+        )
+
+    for step in (topics, *(c.start for c in clients)):
+        await connect_with_retry("Kafka", s.kafka_bootstrap, step, timeout_s=s.startup_timeout_s, stop=stop)
+
+
+async def publish(
+    settings: Settings,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes | None]],
+    *,
+    client_id: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Send (key, value) records with the idempotent producer; returns once all are acknowledged."""
+    await ensure_topics(
+        settings.kafka_bootstrap,
+        settings.all_topics,
+        partitions=settings.topic_partitions,
+        replication=settings.topic_replication,
+    )
+    producer = new_producer(settings.kafka_bootstrap, client_id=client_id)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in records]
+        for n, sent in enumerate(asyncio.as_completed(futures), 1):
+            await sent
+            if progress is not None and (n % 1000 == 0 or n == len(futures)):
+                progress(n, len(futures))
+    finally:
+        await stop_producer(producer)
 
 
 def new_producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:

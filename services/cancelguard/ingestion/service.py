@@ -26,7 +26,7 @@ from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
 from cancelguard.ingestion.adapters.buyer_messages import parse_buyer_message
 from cancelguard.ingestion.adapters.order_change import parse_order_change
-from cancelguard.runtime import HealthServer, connect_with_retry
+from cancelguard.runtime import HealthServer
 
 log = logging.getLogger("cancelguard.ingestion")
 
@@ -95,24 +95,7 @@ class IngestionService:
         s = self.settings
         await self.health.start()
         try:
-            await connect_with_retry(
-                "Kafka",
-                s.kafka_bootstrap,
-                lambda: kafka.ensure_topics(
-                    s.kafka_bootstrap,
-                    s.all_topics,
-                    partitions=s.topic_partitions,
-                    replication=s.topic_replication,
-                ),
-                timeout_s=s.startup_timeout_s,
-                stop=stop,
-            )
-            await connect_with_retry(
-                "Kafka", s.kafka_bootstrap, self.producer.start, timeout_s=s.startup_timeout_s, stop=stop
-            )
-            await connect_with_retry(
-                "Kafka", s.kafka_bootstrap, self.consumer.start, timeout_s=s.startup_timeout_s, stop=stop
-            )
+            await kafka.connect(s, self.producer, self.consumer, stop=stop)
             await self.health.set(True)
             log.info("ingesting", extra={"topics": list(self.adapters), "publishes_to": s.order_events_topic})
             while not stop.is_set():

@@ -94,25 +94,8 @@ class MetricsService:
                 stop=stop,
             )
             self.store = Store(pool, s.policies)
-            await connect_with_retry(
-                "Kafka",
-                s.kafka_bootstrap,
-                lambda: kafka.ensure_topics(
-                    s.kafka_bootstrap,
-                    s.all_topics,
-                    partitions=s.topic_partitions,
-                    replication=s.topic_replication,
-                ),
-                timeout_s=s.startup_timeout_s,
-                stop=stop,
-            )
-            await connect_with_retry(
-                "Kafka", s.kafka_bootstrap, self.producer.start, timeout_s=s.startup_timeout_s, stop=stop
-            )
             self.consumer.subscribe([s.order_events_topic], listener=_SeekToStoredOffsets(self))
-            await connect_with_retry(
-                "Kafka", s.kafka_bootstrap, self.consumer.start, timeout_s=s.startup_timeout_s, stop=stop
-            )
+            await kafka.connect(s, self.producer, self.consumer, stop=stop)
             await self.health.set(True)
             log.info(
                 "applying order events", extra={"topic": s.order_events_topic, "schema": s.postgres_schema}

@@ -7,7 +7,6 @@ The text is classified here and dropped: only the verdict and the language trave
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from cancelguard.domain.model import (
     Source,
     parse_time,
 )
+from cancelguard.ingestion.adapters import load_json_object
 
 REQUIRED = ("message_id", "seller_account", "marketplace_id", "amazon_order_id", "sent_at", "text")
 
@@ -30,15 +30,7 @@ def parse_buyer_message(
     raw: bytes | str | Mapping[str, Any], *, observed_at: datetime
 ) -> tuple[OrderEvent | None, MessageClassification]:
     """The informal request event (None when the message does not ask to cancel) and the classification."""
-    if isinstance(raw, bytes | str):
-        try:
-            doc = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"buyer message is not JSON: {exc}") from None
-    else:
-        doc = raw
-    if not isinstance(doc, Mapping):
-        raise InvalidInput("buyer message must be a JSON object")
+    doc = load_json_object(raw, "buyer message")
     missing = [f for f in REQUIRED if not isinstance(doc.get(f), str) or not doc[f].strip()]
     if missing:
         raise InvalidInput(f"buyer message is missing {', '.join(missing)} (each a non-empty string)")

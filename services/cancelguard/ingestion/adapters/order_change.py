@@ -8,7 +8,6 @@ dropped here, at the edge.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from cancelguard.domain.model import (
     parse_status,
     parse_time,
 )
+from cancelguard.ingestion.adapters import load_json_object
 
 NOTIFICATION_TYPE = "ORDER_CHANGE"
 
@@ -60,15 +60,7 @@ def _int(value: Any, path: str) -> int | None:
 
 def parse_order_change(raw: bytes | str | Mapping[str, Any], *, observed_at: datetime) -> OrderEvent:
     """One notification -> one order event. Raises InvalidInput saying what is wrong."""
-    if isinstance(raw, bytes | str):
-        try:
-            doc = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"ORDER_CHANGE notification is not JSON: {exc}") from None
-    else:
-        doc = raw
-    if not isinstance(doc, Mapping):
-        raise InvalidInput("ORDER_CHANGE notification must be a JSON object")
+    doc = load_json_object(raw, "ORDER_CHANGE notification")
     if doc.get("NotificationType") != NOTIFICATION_TYPE:
         raise InvalidInput(f"expected NotificationType ORDER_CHANGE, got {doc.get('NotificationType')!r}")
 
