@@ -3,6 +3,7 @@
 The expected numbers come from the scenario's own ground truth (its stories), not from the domain code.
 """
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,16 @@ async def test_a_replayed_batch_is_skipped_by_offset(store: Store) -> None:
     assert result.records_skipped == len(all_batches[0].records)
     assert await totals(store, scenario) == before == truth(scenario)
     assert (await store.load_offsets(GROUP, TOPIC))[0] == all_batches[-1].next_offset
+
+
+async def test_two_instances_applying_the_same_first_batch_apply_it_once(store: Store) -> None:
+    """A rebalance can leave two metrics instances reading the same partition for a moment."""
+    scenario = generate(NOW, seed=8)
+    events = scenario_events(scenario)
+    batch = PartitionBatch(TOPIC, 3, [(n, e) for n, e in enumerate(events)])
+    first, second = await asyncio.gather(store.apply_batch(GROUP, [batch]), store.apply_batch(GROUP, [batch]))
+    assert sorted([first.events_applied, second.events_applied]) == [0, len(events)]
+    assert await totals(store, scenario) == truth(scenario)
 
 
 async def test_duplicate_events_at_new_offsets_change_nothing(store: Store) -> None:

@@ -81,7 +81,18 @@ class Store:
         if not batches:
             return BatchResult(0, 0, 0, 0)
         topic = batches[0].topic
+        partitions = [b.partition for b in batches]
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            # Make sure every partition has an offset row, then lock the rows: a second instance still
+            # holding these partitions after a rebalance waits here, then sees our offsets and skips.
+            # (Locking alone would not fence a partition's first batch: there is no row to lock yet.)
+            await conn.execute(
+                "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
+                " SELECT $1, $2, p, 0 FROM unnest($3::int[]) AS p ON CONFLICT DO NOTHING",
+                group,
+                topic,
+                partitions,
+            )
             stored = {
                 r["partition"]: r["next_offset"]
                 for r in await conn.fetch(
@@ -89,7 +100,7 @@ class Store:
                     " WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int[]) FOR UPDATE",
                     group,
                     topic,
-                    [b.partition for b in batches],
+                    partitions,
                 )
             }
             events: list[OrderEvent] = []
