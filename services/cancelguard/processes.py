@@ -55,18 +55,23 @@ class ServiceProcesses:
     log_dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self) -> None:
+    def start(self, names: tuple[str, ...] = SERVICES) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = settings_env(self.settings)
-        for name in SERVICES:
-            log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "cancelguard", "serve", name],
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        for name in names:
+            with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
+                self.procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", "cancelguard", "serve", name],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no chance to finish anything (a crash, an OOM kill)."""
+        self.procs[name].kill()
+        self.procs[name].wait(10)
 
     def log_tail(self, name: str, lines: int = 15) -> str:
         path = self.log_dir / f"{name}.log"
