@@ -23,7 +23,7 @@ from cancelguard.api import convert
 from cancelguard.api.errors import ApiError, abort, invalid, not_found
 from cancelguard.domain.actions import Intent, recommend
 from cancelguard.domain.attribution import attribute
-from cancelguard.domain.model import REASON_NO_INVENTORY, InvalidInput, OrderKey
+from cancelguard.domain.model import REASON_NO_INVENTORY, InvalidInput, Order, OrderKey
 from cancelguard.domain.policy import CancellationPolicy, PolicyBook, UnknownMarketplace
 from cancelguard.domain.projection import roll_off, what_if
 from cancelguard.domain.suppression import suppression_risks
@@ -37,7 +37,7 @@ from cancelguard.domain.windows import (
     rate_status,
     window_for,
 )
-from cancelguard.metrics.store import Store
+from cancelguard.metrics.store import Store, open_request
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
 log = logging.getLogger("cancelguard.api")
@@ -133,15 +133,21 @@ def _policy(policies: PolicyBook, marketplace_id: str) -> CancellationPolicy:
         raise invalid("marketplace_id", str(exc), reason="UNKNOWN_MARKETPLACE") from None
 
 
+async def _rate(
+    store: Store, seller: str, marketplace_id: str, window: Window, policy: CancellationPolicy
+) -> CancellationRate:
+    orders, cancellations = await store.bucket_totals(seller, marketplace_id, window.start, window.end)
+    return CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
+
+
 class OrderService(orders_pb2_grpc.OrderServiceServicer):
     def __init__(self, store: Store, policies: PolicyBook) -> None:
         self.store = store
         self.policies = policies
 
-    @rpc
-    async def GetOrder(
-        self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
-    ) -> orders_pb2.Order:
+    async def _order(
+        self, request: orders_pb2.GetOrderRequest | orders_pb2.EvaluateCancellationRequest
+    ) -> tuple[CancellationPolicy, Order]:
         policy = _policy(self.policies, request.marketplace_id)
         key = OrderKey(
             _required(request.seller_account, "seller_account"),
@@ -154,6 +160,13 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                 f"order {key.amazon_order_id}",
                 {"seller_account": key.seller_account, "marketplace_id": key.marketplace_id},
             )
+        return policy, order
+
+    @rpc
+    async def GetOrder(
+        self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.Order:
+        policy, order = await self._order(request)
         return convert.order_message(order, attribute(order, policy), recommend(order, policy))
 
     @rpc
@@ -178,14 +191,10 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             )
         if len(orders) > size:
             last = orders[size - 1]
-            at = (
-                last.first_formal_request_at
-                if last.has_open_formal_request
-                else last.informal_requests[0].requested_at
-            )
-            assert at is not None
+            request_at = open_request(last)
+            assert request_at is not None  # the store listed it for its open request
             response.next_page_token = encode_page_token(
-                seller, request.marketplace_id, at, last.key.amazon_order_id
+                seller, request.marketplace_id, request_at[1], last.key.amazon_order_id
             )
         return response
 
@@ -193,27 +202,14 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def EvaluateCancellation(
         self, request: orders_pb2.EvaluateCancellationRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.CancellationEvaluation:
-        policy = _policy(self.policies, request.marketplace_id)
-        key = OrderKey(
-            _required(request.seller_account, "seller_account"),
-            request.marketplace_id.strip(),
-            _required(request.amazon_order_id, "amazon_order_id"),
-        )
         intent = _INTENTS.get(request.intent)
         if intent is None:
             raise invalid("intent", f"unknown value {request.intent}")
-        order = await self.store.get_order(key)
-        if order is None:
-            raise not_found(
-                f"order {key.amazon_order_id}",
-                {"seller_account": key.seller_account, "marketplace_id": key.marketplace_id},
-            )
+        policy, order = await self._order(request)
+        key = order.key
         now = datetime.now(UTC)
         window = live_window(now, hours=policy.live_window_hours)
-        orders, cancellations = await self.store.bucket_totals(
-            key.seller_account, key.marketplace_id, window.start, window.end
-        )
-        current = CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
+        current = await _rate(self.store, key.seller_account, key.marketplace_id, window, policy)
         action = recommend(order, policy, intent=intent, current_rate=current, now=now)
         response = orders_pb2.CancellationEvaluation(action=convert.action_message(action))
         if action.projected_rate is not None and action.current_rate is not None:
@@ -285,14 +281,6 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         self.store = store
         self.policies = policies
 
-    async def _rate(
-        self, seller: str, marketplace_id: str, window: Window, policy: CancellationPolicy
-    ) -> CancellationRate:
-        orders, cancellations = await self.store.bucket_totals(
-            seller, marketplace_id, window.start, window.end
-        )
-        return CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
-
     @rpc
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
@@ -301,7 +289,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         seller = _required(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
-        rate = await self._rate(seller, request.marketplace_id, window, policy)
+        rate = await _rate(self.store, seller, request.marketplace_id, window, policy)
         return convert.rate_message(seller, request.marketplace_id, rate, policy, now)
 
     @rpc
@@ -318,7 +306,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         reason = request.cancel_reason.strip() or REASON_NO_INVENTORY
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, now, default=WindowKind.LIVE)
-        current = await self._rate(seller, request.marketplace_id, window, policy)
+        current = await _rate(self.store, seller, request.marketplace_id, window, policy)
         found = await self.store.get_orders(seller, request.marketplace_id, order_ids)
         result = what_if(
             current, [found[i] for i in order_ids if i in found], cancel_reason=reason, at=now, policy=policy
