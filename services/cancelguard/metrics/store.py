@@ -65,16 +65,18 @@ class Store:
         self.pool = pool
         self.policies = policies
 
+    async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            return await conn.fetch(sql, *args)
+
     # --- metrics service: writes ---
 
     async def load_offsets(self, group: str, topic: str) -> dict[int, int]:
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            rows = await conn.fetch(
-                "SELECT partition, next_offset FROM consumer_offsets"
-                " WHERE consumer_group = $1 AND topic = $2",
-                group,
-                topic,
-            )
+        rows = await self._fetch(
+            "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+            group,
+            topic,
+        )
         return {r["partition"]: r["next_offset"] for r in rows}
 
     async def apply_batch(self, group: str, batches: Sequence[PartitionBatch]) -> BatchResult:
@@ -216,44 +218,35 @@ class Store:
     # --- API: reads ---
 
     async def get_order(self, key: OrderKey) -> Order | None:
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            state = await conn.fetchval(
-                "SELECT state FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
-                " AND amazon_order_id = $3",
-                key.seller_account,
-                key.marketplace_id,
-                key.amazon_order_id,
-            )
-        return order_from_json(key, state) if state is not None else None
+        found = await self.get_orders(key.seller_account, key.marketplace_id, [key.amazon_order_id])
+        return found.get(key.amazon_order_id)
 
     async def bucket_totals(
         self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
     ) -> tuple[int, int]:
         """(orders, cancellations) summed over the hour buckets in [start, end)."""
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            row = await conn.fetchrow(
-                "SELECT COALESCE(SUM(orders), 0) AS orders, COALESCE(SUM(cancellations), 0) AS cancellations"
-                " FROM cr_buckets WHERE seller_account = $1 AND marketplace_id = $2"
-                " AND bucket_start >= $3 AND bucket_start < $4",
-                seller_account,
-                marketplace_id,
-                start,
-                end,
-            )
+        [row] = await self._fetch(
+            "SELECT COALESCE(SUM(orders), 0) AS orders, COALESCE(SUM(cancellations), 0) AS cancellations"
+            " FROM cr_buckets WHERE seller_account = $1 AND marketplace_id = $2"
+            " AND bucket_start >= $3 AND bucket_start < $4",
+            seller_account,
+            marketplace_id,
+            start,
+            end,
+        )
         return int(row["orders"]), int(row["cancellations"])
 
     async def buckets(
         self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
     ) -> list[Bucket]:
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            rows = await conn.fetch(
-                "SELECT bucket_start, orders, cancellations FROM cr_buckets WHERE seller_account = $1"
-                " AND marketplace_id = $2 AND bucket_start >= $3 AND bucket_start < $4 ORDER BY bucket_start",
-                seller_account,
-                marketplace_id,
-                start,
-                end,
-            )
+        rows = await self._fetch(
+            "SELECT bucket_start, orders, cancellations FROM cr_buckets WHERE seller_account = $1"
+            " AND marketplace_id = $2 AND bucket_start >= $3 AND bucket_start < $4 ORDER BY bucket_start",
+            seller_account,
+            marketplace_id,
+            start,
+            end,
+        )
         return [Bucket(r[0], r[1], r[2]) for r in rows]
 
     async def open_requests(
@@ -261,59 +254,55 @@ class Store:
     ) -> list[Order]:
         """Orders with an open request, oldest request first; `after` is the last (request_at, order id)."""
         after_at, after_id = after if after else (None, "")
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            rows = await conn.fetch(
-                "SELECT amazon_order_id, state FROM orders"
-                " WHERE seller_account = $1 AND marketplace_id = $2 AND open_request IS NOT NULL"
-                " AND ($3::timestamptz IS NULL OR (request_at, amazon_order_id) > ($3, $4))"
-                " ORDER BY request_at, amazon_order_id LIMIT $5",
-                seller_account,
-                marketplace_id,
-                after_at,
-                after_id,
-                limit,
-            )
+        rows = await self._fetch(
+            "SELECT amazon_order_id, state FROM orders"
+            " WHERE seller_account = $1 AND marketplace_id = $2 AND open_request IS NOT NULL"
+            " AND ($3::timestamptz IS NULL OR (request_at, amazon_order_id) > ($3, $4))"
+            " ORDER BY request_at, amazon_order_id LIMIT $5",
+            seller_account,
+            marketplace_id,
+            after_at,
+            after_id,
+            limit,
+        )
         return [order_from_json(OrderKey(seller_account, marketplace_id, r[0]), r[1]) for r in rows]
 
     async def get_orders(
         self, seller_account: str, marketplace_id: str, order_ids: Sequence[str]
     ) -> dict[str, Order]:
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            rows = await conn.fetch(
-                "SELECT amazon_order_id, state FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
-                " AND amazon_order_id = ANY($3::text[])",
-                seller_account,
-                marketplace_id,
-                list(order_ids),
-            )
+        rows = await self._fetch(
+            "SELECT amazon_order_id, state FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
+            " AND amazon_order_id = ANY($3::text[])",
+            seller_account,
+            marketplace_id,
+            list(order_ids),
+        )
         return {r[0]: order_from_json(OrderKey(seller_account, marketplace_id, r[0]), r[1]) for r in rows}
 
     async def counted_cancellations(
         self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
     ) -> list[CountedCancellation]:
         """The orders in the CR numerator whose bucket lies in [start, end)."""
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            rows = await conn.fetch(
-                "SELECT amazon_order_id, numerator_bucket FROM orders WHERE seller_account = $1"
-                " AND marketplace_id = $2 AND numerator_bucket >= $3 AND numerator_bucket < $4"
-                " ORDER BY numerator_bucket, amazon_order_id",
-                seller_account,
-                marketplace_id,
-                start,
-                end,
-            )
+        rows = await self._fetch(
+            "SELECT amazon_order_id, numerator_bucket FROM orders WHERE seller_account = $1"
+            " AND marketplace_id = $2 AND numerator_bucket >= $3 AND numerator_bucket < $4"
+            " ORDER BY numerator_bucket, amazon_order_id",
+            seller_account,
+            marketplace_id,
+            start,
+            end,
+        )
         return [CountedCancellation(r[0], r[1]) for r in rows]
 
     async def orders_purchased(
         self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
     ) -> list[Order]:
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            rows = await conn.fetch(
-                "SELECT amazon_order_id, state FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
-                " AND purchased_at >= $3 AND purchased_at < $4",
-                seller_account,
-                marketplace_id,
-                start,
-                end,
-            )
+        rows = await self._fetch(
+            "SELECT amazon_order_id, state FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
+            " AND purchased_at >= $3 AND purchased_at < $4",
+            seller_account,
+            marketplace_id,
+            start,
+            end,
+        )
         return [order_from_json(OrderKey(seller_account, marketplace_id, r[0]), r[1]) for r in rows]
