@@ -3,7 +3,6 @@ with the generated stubs, stopped with SIGTERM.
 """
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -21,34 +20,14 @@ from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from cancelguard import kafka
 from cancelguard.config import Settings
+from cancelguard.demo import publish  # keyed by order id, as Amazon's bridge should be
 from cancelguard.localstack import find_free_port
 from cancelguard.processes import ServiceProcesses, settings_env
 from cancelguard.simulator.scenario import Scenario, Story, generate
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
 pytestmark = pytest.mark.e2e
-
-
-async def publish(settings: Settings, scenario: Scenario) -> None:
-    await kafka.ensure_topics(
-        settings.kafka_bootstrap, settings.all_topics, partitions=settings.topic_partitions, replication=1
-    )
-    producer = kafka.new_producer(settings.kafka_bootstrap, client_id="e2e")
-    await producer.start()
-    try:
-        sends = [
-            await producer.send(settings.order_change_topic, json.dumps(n).encode())
-            for n in scenario.notifications
-        ]
-        sends += [
-            await producer.send(settings.buyer_messages_topic, json.dumps(m).encode())
-            for m in scenario.messages
-        ]
-        await asyncio.gather(*sends)
-    finally:
-        await producer.stop()
 
 
 class Pipeline:
