@@ -92,7 +92,7 @@ def _nested(depth: int) -> bytes:
     return b'{"NotificationType": "ORDER_CHANGE", "x": ' + b"[" * depth + b"]" * depth + b"}"
 
 
-O = "Payload.OrderChangeNotification"
+OCN = "Payload.OrderChangeNotification"
 
 # (input, the dead-letter reason code, what the message says)
 BAD_INPUT = [
@@ -101,14 +101,18 @@ BAD_INPUT = [
     (b"[]", "NOT_AN_OBJECT", "JSON object"),
     (_nested(100_000), "TOO_DEEP", "nested too deeply"),
     (_set("NotificationType", "ANY_OFFER_CHANGED"), "WRONG_TYPE", "expected NotificationType ORDER_CHANGE"),
-    (_set("NotificationMetadata.NotificationId", _DELETE), "MISSING_FIELD", "NotificationMetadata.NotificationId"),
-    (_set(f"{O}.AmazonOrderId", ""), "MISSING_FIELD", f"{O}.AmazonOrderId is empty"),
-    (_set(f"{O}.AmazonOrderId", "903-8868176-2219830 "), "BAD_IDENTIFIER", "without spaces"),
-    (_set(f"{O}.AmazonOrderId", "903\x008868176"), "BAD_IDENTIFIER", "control characters"),
-    (_set(f"{O}.AmazonOrderId", "\ud800"), "BAD_IDENTIFIER", "printable ASCII"),
-    (_set(f"{O}.AmazonOrderId", "9" * 65), "BAD_IDENTIFIER", "at most 64"),
-    (_set(f"{O}.AmazonOrderId", 903), "BAD_IDENTIFIER", "must be a string"),
-    (_set(f"{O}.SellerId", "A3TH\ud800"), "BAD_IDENTIFIER", "SellerId"),
+    (
+        _set("NotificationMetadata.NotificationId", _DELETE),
+        "MISSING_FIELD",
+        "NotificationMetadata.NotificationId",
+    ),
+    (_set(f"{OCN}.AmazonOrderId", ""), "MISSING_FIELD", f"{OCN}.AmazonOrderId is empty"),
+    (_set(f"{OCN}.AmazonOrderId", "903-8868176-2219830 "), "BAD_IDENTIFIER", "without spaces"),
+    (_set(f"{OCN}.AmazonOrderId", "903\x008868176"), "BAD_IDENTIFIER", "control characters"),
+    (_set(f"{OCN}.AmazonOrderId", "\ud800"), "BAD_IDENTIFIER", "printable ASCII"),
+    (_set(f"{OCN}.AmazonOrderId", "9" * 65), "BAD_IDENTIFIER", "at most 64"),
+    (_set(f"{OCN}.AmazonOrderId", 903), "BAD_IDENTIFIER", "must be a string"),
+    (_set(f"{OCN}.SellerId", "A3TH\ud800"), "BAD_IDENTIFIER", "SellerId"),
     (_set(f"{S}.OrderStatus", "Lost"), "UNKNOWN_VALUE", "unknown order status 'Lost'"),
     (_set(f"{S}.FulfillmentType", "DROPSHIP"), "UNKNOWN_VALUE", "unknown fulfilment channel"),
     (_set(f"{S}.PurchaseDate", _DELETE), "MISSING_FIELD", "Summary.PurchaseDate"),
@@ -121,7 +125,7 @@ BAD_INPUT = [
     (_set(f"{S}.PurchaseDate", "1970-01-19T03:58:30Z"), "TIME_OUT_OF_RANGE", "Summary.PurchaseDate"),
     (_set(f"{S}.PurchaseDate", "2999-01-01T00:00:00Z"), "TIME_OUT_OF_RANGE", "Summary.PurchaseDate"),
     (_set(f"{S}.LatestShipDate", "2999-01-01T00:00:00Z"), "TIME_OUT_OF_RANGE", "Summary.LatestShipDate"),
-    (_set(f"{O}.OrderChangeTrigger.TimeOfOrderChange", "9999-12-31T23:59:59-01:00"), "TIME_OUT_OF_RANGE", ""),
+    (_set(f"{OCN}.OrderChangeTrigger.TimeOfOrderChange", "9999-12-31T23:59:59-01:00"), "TIME_OUT_OF_RANGE", ""),
     (_set(f"{S}.OrderItems", {}), "WRONG_TYPE", "must be a list"),
     (_set(f"{S}.OrderItems", [{}] * 1001), "OUT_OF_RANGE", "at most 1000"),
     (_set(f"{S}.OrderItems.0", "item"), "NOT_AN_OBJECT", "OrderItems[0] must be an object"),
@@ -152,7 +156,12 @@ def test_v2026_status_spelling_is_accepted_too() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20) | st.integers(min_value=2**31 - 2, max_value=2**63),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.integers(min_value=2**31 - 2, max_value=2**63),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
     ),

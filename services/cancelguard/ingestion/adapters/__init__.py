@@ -88,7 +88,9 @@ def array_at(node: Any, path: str, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise invalid(Reason.WRONG_TYPE, f"{what}: {path} must be a list, got {type(value).__name__}")
     if len(value) > bounds.MAX_ITEMS:
-        raise invalid(Reason.OUT_OF_RANGE, f"{what}: {path} has {len(value)} entries (at most {bounds.MAX_ITEMS})")
+        raise invalid(
+            Reason.OUT_OF_RANGE, f"{what}: {path} has {len(value)} entries (at most {bounds.MAX_ITEMS})"
+        )
     return value
 
 

@@ -86,8 +86,9 @@ def parse_order_change(raw: bytes | str | Mapping[str, Any], *, observed_at: dat
             channel=parse_channel(required(doc, f"{_SUMMARY}.FulfillmentType", WHAT)),
             # required by the schema, and without it the order would sit in no CR window
             purchased_at=time_at(doc, f"{_SUMMARY}.PurchaseDate", WHAT, now=now),
-            latest_ship_at=time_at(doc, f"{_SUMMARY}.LatestShipDate", WHAT, now=now, planned=True, must=False),
+            latest_ship_at=time_at(
+                doc, f"{_SUMMARY}.LatestShipDate", WHAT, now=now, planned=True, must=False
+            ),
             items=items,
         ),
     )
-
