@@ -30,7 +30,7 @@ def _settings():  # imported lazily: `cancelguard up` must work before anything 
 
 def _serve(service: str) -> int:
     from cancelguard import logs
-    from cancelguard.runtime import StartupError, install_stop_signals, start_metrics_endpoint
+    from cancelguard.runtime import OutageTooLong, StartupError, install_stop_signals, start_metrics_endpoint
 
     settings = _settings()
     logs.setup(f"cancelguard-{service}", settings.log_level)
@@ -62,6 +62,9 @@ def _serve(service: str) -> int:
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
+    except OutageTooLong as exc:
+        log.error("stopping: %s", exc)
+        return 3
     except Exception:
         # logged as JSON like everything else; the orchestrator restarts the process, and the stored
         # offsets make the restart pick up exactly where the last committed batch ended
