@@ -46,13 +46,18 @@ def test_reads_the_documented_example() -> None:
 
 def test_builds_the_documented_shape() -> None:
     xml = build_cancel_feed(
-        "SELLER_ID", [OrderCancel("114-1234567-1234567", (ItemCancel("12345678901234", CancelReason.BUYER_CANCELED),))]
+        "SELLER_ID",
+        [OrderCancel("114-1234567-1234567", (ItemCancel("12345678901234", CancelReason.BUYER_CANCELED),))],
     )
     assert xml.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
     assert parse_order_acknowledgement_feed(xml) == parse_order_acknowledgement_feed(FIXTURE.read_bytes())
     text = xml.decode()
-    for fragment in ("<MessageType>OrderAcknowledgement</MessageType>", "<StatusCode>Failure</StatusCode>",
-                     "<DocumentVersion>1.01</DocumentVersion>", 'xsi:noNamespaceSchemaLocation="amzn-envelope.xsd"'):
+    for fragment in (
+        "<MessageType>OrderAcknowledgement</MessageType>",
+        "<StatusCode>Failure</StatusCode>",
+        "<DocumentVersion>1.01</DocumentVersion>",
+        'xsi:noNamespaceSchemaLocation="amzn-envelope.xsd"',
+    ):
         assert fragment in text
 
 
@@ -71,9 +76,9 @@ def test_round_trip(orders: list) -> None:
     merchant, messages = parse_order_acknowledgement_feed(build_cancel_feed("A1SELLER & <co>", cancels))
     assert merchant == "A1SELLER & <co>"
     assert [m.message_id for m in messages] == [str(n) for n in range(1, len(cancels) + 1)]
-    assert [(m.amazon_order_id, [(i.amazon_order_item_code, i.cancel_reason) for i in m.items]) for m in messages] == [
-        (c.amazon_order_id, [(i.amazon_order_item_code, i.reason.value) for i in c.items]) for c in cancels
-    ]
+    assert [
+        (m.amazon_order_id, [(i.amazon_order_item_code, i.cancel_reason) for i in m.items]) for m in messages
+    ] == [(c.amazon_order_id, [(i.amazon_order_item_code, i.reason.value) for i in c.items]) for c in cancels]
 
 
 @pytest.mark.parametrize(
@@ -81,15 +86,26 @@ def test_round_trip(orders: list) -> None:
     [
         (b"not xml", "not well-formed"),
         (b"<Foo/>", "root element is Foo"),
-        (b"<AmazonEnvelope><MessageType>OrderAcknowledgement</MessageType></AmazonEnvelope>", "missing Header"),
-        (b"<AmazonEnvelope><Header><MerchantIdentifier>A</MerchantIdentifier></Header>"
-         b"<MessageType>OrderFulfillment</MessageType></AmazonEnvelope>", "expected OrderAcknowledgement"),
-        (b"<AmazonEnvelope><Header><MerchantIdentifier>A</MerchantIdentifier></Header>"
-         b"<MessageType>OrderAcknowledgement</MessageType></AmazonEnvelope>", "no Message"),
-        (b"<AmazonEnvelope><Header><MerchantIdentifier>A</MerchantIdentifier></Header>"
-         b"<MessageType>OrderAcknowledgement</MessageType><Message><MessageID>1</MessageID><OrderAcknowledgement>"
-         b"<StatusCode>Failure</StatusCode></OrderAcknowledgement></Message></AmazonEnvelope>",
-         r"Message\[1\]/OrderAcknowledgement: missing AmazonOrderID"),
+        (
+            b"<AmazonEnvelope><MessageType>OrderAcknowledgement</MessageType></AmazonEnvelope>",
+            "missing Header",
+        ),
+        (
+            b"<AmazonEnvelope><Header><MerchantIdentifier>A</MerchantIdentifier></Header>"
+            b"<MessageType>OrderFulfillment</MessageType></AmazonEnvelope>",
+            "expected OrderAcknowledgement",
+        ),
+        (
+            b"<AmazonEnvelope><Header><MerchantIdentifier>A</MerchantIdentifier></Header>"
+            b"<MessageType>OrderAcknowledgement</MessageType></AmazonEnvelope>",
+            "no Message",
+        ),
+        (
+            b"<AmazonEnvelope><Header><MerchantIdentifier>A</MerchantIdentifier></Header>"
+            b"<MessageType>OrderAcknowledgement</MessageType><Message><MessageID>1</MessageID><OrderAcknowledgement>"
+            b"<StatusCode>Failure</StatusCode></OrderAcknowledgement></Message></AmazonEnvelope>",
+            r"Message\[1\]/OrderAcknowledgement: missing AmazonOrderID",
+        ),
         (b'<!DOCTYPE x [<!ENTITY a "b">]><AmazonEnvelope/>', "DOCTYPE"),
     ],
 )
@@ -114,11 +130,16 @@ def test_processing_report_round_trip() -> None:
     ("document", "names"),
     [
         (b"<AmazonEnvelope/>", "missing AmazonEnvelope/Message/ProcessingReport"),
-        (b"<AmazonEnvelope><Message><ProcessingReport><StatusCode>Complete</StatusCode></ProcessingReport>"
-         b"</Message></AmazonEnvelope>", "missing ProcessingSummary"),
-        (b"<AmazonEnvelope><Message><ProcessingReport><StatusCode>Complete</StatusCode><ProcessingSummary>"
-         b"<MessagesProcessed>x</MessagesProcessed></ProcessingSummary></ProcessingReport></Message></AmazonEnvelope>",
-         "MessagesProcessed: 'x' is not an integer"),
+        (
+            b"<AmazonEnvelope><Message><ProcessingReport><StatusCode>Complete</StatusCode></ProcessingReport>"
+            b"</Message></AmazonEnvelope>",
+            "missing ProcessingSummary",
+        ),
+        (
+            b"<AmazonEnvelope><Message><ProcessingReport><StatusCode>Complete</StatusCode><ProcessingSummary>"
+            b"<MessagesProcessed>x</MessagesProcessed></ProcessingSummary></ProcessingReport></Message></AmazonEnvelope>",
+            "MessagesProcessed: 'x' is not an integer",
+        ),
     ],
 )
 def test_unreadable_processing_reports_name_the_element(document: bytes, names: str) -> None:
@@ -127,9 +148,16 @@ def test_unreadable_processing_reports_name_the_element(document: bytes, names: 
 
 
 def test_cancels_group_by_order_and_a_cancel_needs_an_item() -> None:
-    grouped = cancels_by_order([("A", "1", CancelReason.NO_INVENTORY), ("B", "2", CancelReason.BUYER_CANCELED),
-                                ("A", "3", CancelReason.NO_INVENTORY)])
+    grouped = cancels_by_order(
+        [
+            ("A", "1", CancelReason.NO_INVENTORY),
+            ("B", "2", CancelReason.BUYER_CANCELED),
+            ("A", "3", CancelReason.NO_INVENTORY),
+        ]
+    )
     assert [(c.amazon_order_id, [i.amazon_order_item_code for i in c.items]) for c in grouped] == [
-        ("A", ["1", "3"]), ("B", ["2"])]
+        ("A", ["1", "3"]),
+        ("B", ["2"]),
+    ]
     with pytest.raises(ValueError):
         OrderCancel("A", ())

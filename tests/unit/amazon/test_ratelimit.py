@@ -23,7 +23,9 @@ def conforms(times: list[float], plan: UsagePlan) -> bool:
     return True
 
 
-async def hammer(limiter: RateLimiter, clock: FakeClock, op: Operation, callers: int, calls: int) -> list[float]:
+async def hammer(
+    limiter: RateLimiter, clock: FakeClock, op: Operation, callers: int, calls: int
+) -> list[float]:
     sent: list[float] = []
 
     async def caller() -> None:
@@ -97,8 +99,17 @@ async def test_a_429_empties_the_bucket() -> None:
 
 @pytest.mark.parametrize(
     ("header", "rate"),
-    [("0.0167", 0.0167), (" 2 ", 2.0), ("", None), (None, None), ("abc", None), ("0", None), ("-1", None),
-     ("inf", None), ("nan", None)],
+    [
+        ("0.0167", 0.0167),
+        (" 2 ", 2.0),
+        ("", None),
+        (None, None),
+        ("abc", None),
+        ("0", None),
+        ("-1", None),
+        ("inf", None),
+        ("nan", None),
+    ],
 )
 def test_rate_limit_header_parsing(header: str | None, rate: float | None) -> None:
     assert parse_rate_limit_header(header) == rate

@@ -1090,7 +1090,6 @@ class Simulator:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app["simulator"] = self
         routes: list[
             tuple[Operation, Callable[[web.Request, str], Awaitable[tuple[int, dict[str, Any]]]]]
         ] = [
@@ -1120,11 +1119,11 @@ class Simulator:
         app.router.add_get("/_sim/notifications", self.admin_notifications)
         app.router.add_get("/_sim/buyer-messages", self.admin_messages)
         app.router.add_get("/_sim/stats", self.admin_stats)
-        app.router.add_get("/_sim/health", lambda _: _ok())
+        app.router.add_get("/_sim/health", _ok)
         return app
 
 
-async def _ok() -> web.Response:
+async def _ok(_: web.Request) -> web.Response:
     return web.json_response({"status": "SERVING"})
 
 
