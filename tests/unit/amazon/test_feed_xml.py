@@ -27,10 +27,17 @@ FIXTURE = Path(__file__).parents[2] / "fixtures/amazon/order_acknowledgement_can
 
 def test_the_cancel_reasons_are_the_xsds() -> None:
     assert [r.value for r in CancelReason] == [
-        "NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
-        "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
+        "NoInventory",
+        "ShippingAddressUndeliverable",
+        "CustomerExchange",
+        "BuyerCanceled",
+        "GeneralAdjustment",
+        "CarrierCreditDecision",
+        "RiskAssessmentInformationNotValid",
+        "CarrierCoverageFailure",
+        "CustomerReturn",
         "MerchandiseNotReceived",
-    ]  # fmt: skip
+    ]
 
 
 def test_reads_the_documented_example() -> None:
@@ -116,10 +123,17 @@ def test_unreadable_feeds_name_the_problem(document: bytes, names: str) -> None:
 
 def test_processing_report_round_trip() -> None:
     report = ProcessingReport(
-        "50001", "Complete", 3, 1, 2, 0,
-        (ProcessingResult("2", "Error", "90102", "Order is Shipped", "111-1-1"),
-         ProcessingResult("3", "Error", "90103", "Item 9 is not part of the order", "111-1-2", "9")),
-    )  # fmt: skip
+        "50001",
+        "Complete",
+        3,
+        1,
+        2,
+        0,
+        (
+            ProcessingResult("2", "Error", "90102", "Order is Shipped", "111-1-1"),
+            ProcessingResult("3", "Error", "90103", "Item 9 is not part of the order", "111-1-2", "9"),
+        ),
+    )
     parsed = parse_processing_report(build_processing_report("A1SELLER", report))
     assert parsed == report
     assert [r.message_code for r in parsed.errors_for("3")] == ["90103"]

@@ -72,20 +72,35 @@ GET_ORDERS_BAD = [
     ({"CreatedAfter": AFTER}, "MarketplaceIds"),
     ({"MarketplaceIds": US}, "Either CreatedAfter or LastUpdatedAfter"),
     ({"MarketplaceIds": US, "CreatedAfter": AFTER, "LastUpdatedAfter": AFTER}, "cannot be combined"),
-    ({"MarketplaceIds": US, "CreatedAfter": AFTER, "LastUpdatedBefore": "2026-11-13T00:00:00Z"}, "cannot be combined"),
-    ({"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "LastUpdatedBefore": "2026-11-20T11:59:00Z"}, "two minutes"),
+    (
+        {"MarketplaceIds": US, "CreatedAfter": AFTER, "LastUpdatedBefore": "2026-11-13T00:00:00Z"},
+        "cannot be combined",
+    ),
+    (
+        {"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "LastUpdatedBefore": "2026-11-20T11:59:00Z"},
+        "two minutes",
+    ),
     ({"MarketplaceIds": US, "CreatedAfter": AFTER, "CreatedBefore": "2026-11-20T11:58:30Z"}, "two minutes"),
-    ({"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "LastUpdatedBefore": "2026-11-11T00:00:00Z"}, "equal to or after"),
+    (
+        {"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "LastUpdatedBefore": "2026-11-11T00:00:00Z"},
+        "equal to or after",
+    ),
     ({"MarketplaceIds": US, "LastUpdatedAfter": "yesterday"}, "not an ISO 8601"),
     ({"MarketplaceIds": US, "LastUpdatedAfter": "2026-11-21T00:00:00Z"}, "in the future"),
     ({"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "MaxResultsPerPage": "0"}, "between 1 and 100"),
     ({"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "MaxResultsPerPage": "101"}, "between 1 and 100"),
-    ({"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "OrderStatuses": "Cancelled"}, "Invalid OrderStatuses"),
-    ({"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "FulfillmentChannels": "MERCHANT"}, "Invalid FulfillmentChannels"),
+    (
+        {"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "OrderStatuses": "Cancelled"},
+        "Invalid OrderStatuses",
+    ),
+    (
+        {"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "FulfillmentChannels": "MERCHANT"},
+        "Invalid FulfillmentChannels",
+    ),
     ({"MarketplaceIds": ",".join(["ATVPDKIKX0DER"] * 51), "LastUpdatedAfter": AFTER}, "at most 50"),
     ({"MarketplaceIds": "A1AM78C64UM0Y8", "LastUpdatedAfter": AFTER}, "Invalid MarketplaceIds"),
     ({"MarketplaceIds": US, "LastUpdatedAfter": AFTER, "NextToken": "forged.token"}, "Invalid NextToken"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("params", "message"), GET_ORDERS_BAD)
@@ -106,7 +121,7 @@ SEARCH_ORDERS_BAD = [
     ({"lastUpdatedAfter": AFTER, "includedData": "CANCELATION"}, "Invalid includedData"),
     ({"lastUpdatedAfter": AFTER, "maxResultsPerPage": "x"}, "between 1 and 100"),
     ({"lastUpdatedAfter": AFTER, "paginationToken": "x.y"}, "Invalid paginationToken"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("params", "message"), SEARCH_ORDERS_BAD)
@@ -235,9 +250,15 @@ REPORT_BAD = [
     ({"marketplaceIds": [US]}, "reportType"),
     ({"reportType": "GET_FLAT_FILE_OPEN_LISTINGS_DATA", "marketplaceIds": [US]}, "not supported"),
     ({"reportType": "GET_V2_SELLER_PERFORMANCE_REPORT"}, "marketplaceIds"),
-    ({"reportType": "GET_V2_SELLER_PERFORMANCE_REPORT", "marketplaceIds": [US], "dataStartTime": "2030-01-01T00:00:00Z"},
-     "prior to or equal to the current"),
-]  # fmt: skip
+    (
+        {
+            "reportType": "GET_V2_SELLER_PERFORMANCE_REPORT",
+            "marketplaceIds": [US],
+            "dataStartTime": "2030-01-01T00:00:00Z",
+        },
+        "prior to or equal to the current",
+    ),
+]
 
 
 @pytest.mark.parametrize(("spec", "message"), REPORT_BAD)

@@ -30,9 +30,7 @@ async def serving(sim: Simulator, host: str = "127.0.0.1") -> AsyncIterator[str]
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
     await site.start()
-    server = site._server
-    assert server is not None and getattr(server, "sockets", None)
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         yield f"http://{host}:{port}"
     finally:
