@@ -197,13 +197,16 @@ async def test_a_cancel_feed_shows_up_as_cancelled_by_merchant(world: tuple[Simu
     shipped = next(
         o for o in sim.world.orders_of(seller) if (v := o.current(now)) is not None and v.status == "Shipped"
     )
+
+    def cancel(order_id: str, item_ids: list[str], reason: CancelReason) -> OrderCancel:
+        return OrderCancel(order_id, tuple(ItemCancel(i, reason) for i in item_ids))
+
     cancels = [
-        OrderCancel(target.amazon_order_id,
-                    tuple(ItemCancel(i.order_item_id, CancelReason.NO_INVENTORY) for i in target.items)),
-        OrderCancel(partial.amazon_order_id, (ItemCancel(partial.items[0].order_item_id, CancelReason.CUSTOMER_EXCHANGE),)),
-        OrderCancel(shipped.amazon_order_id, (ItemCancel(shipped.items[0].order_item_id, CancelReason.NO_INVENTORY),)),
-        OrderCancel(target.amazon_order_id.replace("-", "-9", 1)[:19], (ItemCancel("1", CancelReason.NO_INVENTORY),)),
-    ]  # fmt: skip
+        cancel(target.amazon_order_id, [i.order_item_id for i in target.items], CancelReason.NO_INVENTORY),
+        cancel(partial.amazon_order_id, [partial.items[0].order_item_id], CancelReason.CUSTOMER_EXCHANGE),
+        cancel(shipped.amazon_order_id, [shipped.items[0].order_item_id], CancelReason.NO_INVENTORY),
+        cancel("999-0000000-0000000", ["1"], CancelReason.NO_INVENTORY),  # no such order
+    ]
     async with SpApiClient(connection_for(sim, base, seller), clock=SimulatedTime(sim)) as amazon:
         feed_id = await amazon.feeds.submit_cancellations(cancels, markets)
         report = await amazon.feeds.processing_report(feed_id, poll_interval_s=30)
@@ -336,7 +339,7 @@ async def test_wrong_credentials_say_so_without_the_secret(world: tuple[Simulato
     )  # fmt: skip
     caplog.set_level(logging.DEBUG)
     async with SpApiClient(bad, clock=SimulatedTime(sim)) as amazon:
-        with pytest.raises(LwaAuthError, match="invalid_client.*client id or client secret") as caught:
+        with pytest.raises(LwaAuthError, match=r"invalid_client.*client id or client secret") as caught:
             await amazon.orders_2026.get_order("111-0000000-0000000")
     assert sim.stats["lwa.token"] == 1  # not retried
     for text in (str(caught.value), repr(bad), caplog.text):
