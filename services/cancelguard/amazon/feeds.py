@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from cancelguard.amazon.errors import ProcessingFailed, SpApiError, SpApiUnavailable
+from cancelguard.amazon.errors import SpApiError, SpApiUnavailable
 from cancelguard.amazon.feed_xml import (
     FEED_CONTENT_TYPE,
     ORDER_ACKNOWLEDGEMENT_FEED,
@@ -22,7 +22,7 @@ from cancelguard.amazon.feed_xml import (
     parse_processing_report,
 )
 from cancelguard.amazon.operations import CREATE_FEED, CREATE_FEED_DOCUMENT, GET_FEED, GET_FEED_DOCUMENT
-from cancelguard.amazon.reports import FINISHED, check_processing_status, document_chunks
+from cancelguard.amazon.reports import check_processing_status, document_chunks, wait_until_done
 from cancelguard.amazon.shape import require
 
 if TYPE_CHECKING:
@@ -95,18 +95,15 @@ class Feeds:
     async def wait_for_feed(
         self, feed_id: str, *, poll_interval_s: float = 30.0, timeout_s: float = 3600.0
     ) -> dict[str, Any]:
-        clock = self._client.clock
-        deadline = clock.monotonic() + timeout_s
-        while True:
-            feed = await self.get_feed(feed_id)
-            status = feed["processingStatus"]
-            if status == "DONE":
-                return feed
-            if status in FINISHED:
-                raise ProcessingFailed("feed", feed_id, status, feed.get("resultFeedDocumentId"))
-            if clock.monotonic() + poll_interval_s > deadline:
-                raise TimeoutError(f"feed {feed_id} still {status} after {timeout_s:.0f}s")
-            await clock.sleep(poll_interval_s)
+        return await wait_until_done(
+            self._client,
+            lambda: self.get_feed(feed_id),
+            "feed",
+            feed_id,
+            "resultFeedDocumentId",
+            poll_interval_s=poll_interval_s,
+            timeout_s=timeout_s,
+        )
 
     async def get_feed_document(self, feed_document_id: str) -> dict[str, Any]:
         resp = await self._client.call(GET_FEED_DOCUMENT, path_params={"feedDocumentId": feed_document_id})

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cancelguard.amazon.operations import GET_ORDER_2026, SEARCH_ORDERS
-from cancelguard.amazon.orders_v0 import check_order_filters
+from cancelguard.amazon.orders_v0 import check_choice, check_order_filters
 from cancelguard.amazon.shape import objects, require
 
 if TYPE_CHECKING:
@@ -58,12 +58,6 @@ class SearchOrdersPage:
     request_id: str
 
 
-def _check_choice(values: Sequence[str], allowed: tuple[str, ...], name: str) -> None:
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise ValueError(f"unknown {name} {bad}; expected one of {', '.join(allowed)}")
-
-
 def _check_orders(op: str, orders: list[dict[str, Any]], path: str) -> None:
     for i, order in enumerate(orders):
         objects(op, order, f"{path}[{i}]", "orderItems", ("orderItemId", "quantityOrdered"))
@@ -91,9 +85,9 @@ class Orders2026:
         )
         if not 1 <= max_results_per_page <= 100:
             raise ValueError("max_results_per_page must be 1-100")
-        _check_choice(fulfillment_statuses, FULFILLMENT_STATUSES, "fulfillment status")
-        _check_choice(fulfilled_by, FULFILLED_BY, "fulfilledBy")
-        _check_choice(included_data, INCLUDED_DATA, "includedData")
+        check_choice(fulfillment_statuses, FULFILLMENT_STATUSES, "fulfillment status")
+        check_choice(fulfilled_by, FULFILLED_BY, "fulfilledBy")
+        check_choice(included_data, INCLUDED_DATA, "includedData")
         filters = {
             "createdAfter": created_after,
             "createdBefore": created_before,
@@ -128,7 +122,7 @@ class Orders2026:
     async def get_order(
         self, order_id: str, *, included_data: Sequence[str] = DEFAULT_INCLUDED_DATA
     ) -> dict[str, Any]:
-        _check_choice(included_data, INCLUDED_DATA, "includedData")
+        check_choice(included_data, INCLUDED_DATA, "includedData")
         resp = await self._client.call(
             GET_ORDER_2026, path_params={"orderId": order_id}, query={"includedData": list(included_data)}
         )

@@ -52,6 +52,12 @@ class OrderItemsPage:
     next_token: str | None
 
 
+def check_choice(values: Sequence[str], allowed: tuple[str, ...], name: str) -> None:
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"unknown {name} {bad}; expected one of {', '.join(allowed)}")
+
+
 def check_order_filters(
     created_after: datetime | None,
     created_before: datetime | None,
@@ -98,13 +104,8 @@ class OrdersV0:
         )
         if not 1 <= max_results_per_page <= 100:
             raise ValueError("max_results_per_page must be 1-100")
-        for value, allowed, name in (
-            (order_statuses, ORDER_STATUSES, "order status"),
-            (fulfillment_channels, FULFILLMENT_CHANNELS, "fulfillment channel"),
-        ):
-            bad = [v for v in value if v not in allowed]
-            if bad:
-                raise ValueError(f"unknown {name} {bad}; expected one of {', '.join(allowed)}")
+        check_choice(order_statuses, ORDER_STATUSES, "order status")
+        check_choice(fulfillment_channels, FULFILLMENT_CHANNELS, "fulfillment channel")
         filters = {
             "MarketplaceIds": list(marketplace_ids),
             "CreatedAfter": created_after,

@@ -9,7 +9,7 @@ the unshipped-orders and all-orders flat files and the seller performance report
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,32 @@ SELLER_PERFORMANCE_REPORT = "GET_V2_SELLER_PERFORMANCE_REPORT"
 
 PROCESSING_STATUSES = ("CANCELLED", "DONE", "FATAL", "IN_PROGRESS", "IN_QUEUE")
 FINISHED = ("CANCELLED", "DONE", "FATAL")
+
+
+async def wait_until_done(
+    client: SpApiClient,
+    fetch: Callable[[], Awaitable[dict[str, Any]]],
+    what: str,
+    ident: str,
+    document_field: str,
+    *,
+    poll_interval_s: float,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Poll a report or feed until DONE; FATAL or CANCELLED raise ProcessingFailed (with the document
+    that may say why), and a deadline raises TimeoutError."""
+    clock = client.clock
+    deadline = clock.monotonic() + timeout_s
+    while True:
+        doc = await fetch()
+        status = doc["processingStatus"]
+        if status == "DONE":
+            return doc
+        if status in FINISHED:
+            raise ProcessingFailed(what, ident, status, doc.get(document_field))
+        if clock.monotonic() + poll_interval_s > deadline:
+            raise TimeoutError(f"{what} {ident} still {status} after {timeout_s:.0f}s")
+        await clock.sleep(poll_interval_s)
 
 
 def check_processing_status(operation: str, doc: dict[str, Any], path: str) -> str:
@@ -104,19 +130,17 @@ class Reports:
         self, report_id: str, *, poll_interval_s: float = 30.0, timeout_s: float = 3600.0
     ) -> dict[str, Any]:
         """Poll getReport until DONE; FATAL or CANCELLED raise ProcessingFailed."""
-        clock = self._client.clock
-        deadline = clock.monotonic() + timeout_s
-        while True:
-            report = await self.get_report(report_id)
-            status = report["processingStatus"]
-            if status == "DONE":
-                require(GET_REPORT.operation_id, report, "$", "reportDocumentId", str)
-                return report
-            if status in FINISHED:
-                raise ProcessingFailed("report", report_id, status, report.get("reportDocumentId"))
-            if clock.monotonic() + poll_interval_s > deadline:
-                raise TimeoutError(f"report {report_id} still {status} after {timeout_s:.0f}s")
-            await clock.sleep(poll_interval_s)
+        report = await wait_until_done(
+            self._client,
+            lambda: self.get_report(report_id),
+            "report",
+            report_id,
+            "reportDocumentId",
+            poll_interval_s=poll_interval_s,
+            timeout_s=timeout_s,
+        )
+        require(GET_REPORT.operation_id, report, "$", "reportDocumentId", str)
+        return report
 
     async def get_report_document(self, report_document_id: str) -> dict[str, Any]:
         resp = await self._client.call(

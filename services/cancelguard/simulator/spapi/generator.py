@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cancelguard.amazon.feed_xml import CancelReason
 from cancelguard.simulator.scenario import MESSAGES
 from cancelguard.simulator.spapi.world import (
     AMAZON,
@@ -41,19 +42,8 @@ from cancelguard.simulator.spapi.world import (
     World,
 )
 
-# CancelReason of OrderAcknowledgement.xsd; seller cancels cycle through all of them
-CANCEL_REASONS = (
-    "NoInventory",
-    "ShippingAddressUndeliverable",
-    "CustomerExchange",
-    "BuyerCanceled",
-    "GeneralAdjustment",
-    "CarrierCreditDecision",
-    "RiskAssessmentInformationNotValid",
-    "CarrierCoverageFailure",
-    "CustomerReturn",
-    "MerchandiseNotReceived",
-)
+# seller cancels cycle through every CancelReason of OrderAcknowledgement.xsd
+CANCEL_REASONS = tuple(r.value for r in CancelReason)
 BUYER_REASONS = (
     "Found cheaper somewhere else.",
     "Ordered by mistake",

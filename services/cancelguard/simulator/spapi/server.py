@@ -689,10 +689,7 @@ class Simulator:
                 f"Report type {report_type} is not supported.",
                 f"the simulator serves {', '.join(self.REPORT_TYPES)}",
             )
-        ids = spec.get("marketplaceIds")
-        if not isinstance(ids, list) or not all(isinstance(m, str) for m in ids):
-            raise invalid("Missing required field marketplaceIds.", "marketplaceIds")
-        marketplaces = self._marketplaces(seller, ids, "marketplaceIds", required=True)
+        marketplaces = self._body_marketplaces(seller, spec)
         now = self.clock.now()
         start = _parse_time("dataStartTime", spec["dataStartTime"]) if spec.get("dataStartTime") else None
         end = _parse_time("dataEndTime", spec["dataEndTime"]) if spec.get("dataEndTime") else None
@@ -714,6 +711,12 @@ class Simulator:
         )
         self.reports[job.job_id] = job
         return 202, {"reportId": job.job_id}
+
+    def _body_marketplaces(self, seller: str, spec: dict[str, Any]) -> list[str]:
+        ids = spec.get("marketplaceIds")
+        if not isinstance(ids, list) or not all(isinstance(m, str) for m in ids):
+            raise invalid("Missing required field marketplaceIds.", "marketplaceIds")
+        return self._marketplaces(seller, ids, "marketplaceIds", required=True)
 
     def _job(self, jobs: dict[str, SimJob], job_id: str, seller: str, what: str) -> SimJob:
         job = jobs.get(job_id)
@@ -837,10 +840,7 @@ class Simulator:
                 f"Feed type {feed_type} is not supported.",
                 f"the simulator accepts {ORDER_ACKNOWLEDGEMENT_FEED}",
             )
-        ids = spec.get("marketplaceIds")
-        if not isinstance(ids, list) or not all(isinstance(m, str) for m in ids):
-            raise invalid("Missing required field marketplaceIds.", "marketplaceIds")
-        marketplaces = self._marketplaces(seller, ids, "marketplaceIds", required=True)
+        marketplaces = self._body_marketplaces(seller, spec)
         doc_id = spec.get("inputFeedDocumentId")
         doc = self.documents.get(doc_id) if isinstance(doc_id, str) else None
         if doc is None or doc.seller_id != seller:
