@@ -51,9 +51,7 @@ def test_every_rule_and_reason_occurs(truths) -> None:  # type: ignore[no-untype
     assert any(len(o.items) > 1 for o in world.orders.values())
     assert any(o.label_at for o in world.orders.values())
     assert any(
-        v.visible_at - v.at > (v.at - v.at).__class__(minutes=2)
-        for o in world.orders.values()
-        for v in o.versions
+        v.visible_at - v.at > timedelta(minutes=2) for o in world.orders.values() for v in o.versions
     )  # some updates reach the API late
     assert {o.open_request for o in orders} >= {"FORMAL", "INFORMAL"}
 
