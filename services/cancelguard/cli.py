@@ -6,6 +6,8 @@ cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api  one service (what the containers run)
 cancelguard migrate                      apply the Postgres migrations
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
+cancelguard simulator [OPTIONS]          a stand-in for Amazon's SP-API on loopback (dev and tests;
+                                         `cancelguard simulator --help`)
 cancelguard publish order-change|buyer-message FILE...
                                          put raw JSON records (one per line, or one JSON document per
                                          file) on the raw topics, as Amazon's bridge or the helpdesk would
@@ -137,6 +139,11 @@ def _publish(kind: str, files: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulator"]:  # its own parser: argparse cannot pass "--option"s through a subcommand
+        from cancelguard.simulator.spapi.server import main as simulator_main
+
+        return simulator_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="cancelguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     cr.add_argument("marketplace_id")
     cr.add_argument("--live", action="store_true", help="the last 168 hours instead of Amazon's 7 whole days")
     cr.add_argument("--days", type=int, default=0, help="Amazon-aligned window length (India: 7 or 30)")
+    sub.add_parser("simulator", help="a stand-in for Amazon's SP-API on loopback (--help for options)")
     pub = sub.add_parser("publish", help="put raw JSON records on a raw topic")
     pub.add_argument("kind", choices=("order-change", "buyer-message"))
     pub.add_argument("files", nargs="+", help="JSON-lines files, or - for standard input")
