@@ -6,6 +6,10 @@ cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api  one service (what the containers run)
 cancelguard migrate                      apply the Postgres migrations
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
+cancelguard dead-letters list [--reason CODE] [--stage STAGE] [--json]
+cancelguard dead-letters replay (PARTITION:OFFSET... | --reason CODE | --all) [--dry-run]
+                                         show the records no stage could read, with why; re-send
+                                         chosen ones to their source topic after a fix
 cancelguard simulator [OPTIONS]          a stand-in for Amazon's SP-API on loopback (dev and tests;
                                          `cancelguard simulator --help`)
 cancelguard publish order-change|buyer-message FILE...
@@ -113,6 +117,44 @@ def _cr(seller: str, marketplace_id: str, live: bool, days: int) -> int:
     return 0
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    from cancelguard import dead_letter_tools as tools
+
+    settings = _settings()
+    letters = asyncio.run(tools.read_dead_letters(settings, progress=tools.say_progress))
+    chosen = tools.select(letters, ids=args.ids, reason=args.reason, stage=args.stage)
+    if args.action == "list":
+        if args.json:
+            for d in chosen:
+                print(json.dumps(d.as_json(), ensure_ascii=False))
+        else:
+            tools.print_table(chosen)
+            print(
+                f"{len(chosen)} of {len(letters)} dead letters in {settings.dead_letter_topic}",
+                file=sys.stderr,
+            )
+        return 0
+    if not (args.ids or args.reason or args.stage or args.all):
+        print(
+            "cancelguard dead-letters replay: name the dead letters (PARTITION:OFFSET), or give --reason, "
+            "--stage or --all",
+            file=sys.stderr,
+        )
+        return 2
+    results = asyncio.run(tools.replay(settings, chosen, dry_run=args.dry_run))
+    sent = [r for r in results if r.sent_from]
+    for r in results:
+        d = r.letter
+        what = f"{d.partition}:{d.offset} ({d.reason_code})"
+        print(
+            f"{'would replay' if args.dry_run else 'replayed'} {what} from {r.sent_from}"
+            if r.sent_from
+            else f"not replayed {what}: {r.why_not}"
+        )
+    print(f"{'would replay' if args.dry_run else 'replayed'} {len(sent)} of {len(results)}", file=sys.stderr)
+    return 0 if len(sent) == len(results) else 1
+
+
 def _publish(kind: str, files: list[str]) -> int:
     from cancelguard import kafka
 
@@ -165,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     cr.add_argument("--live", action="store_true", help="the last 168 hours instead of Amazon's 7 whole days")
     cr.add_argument("--days", type=int, default=0, help="Amazon-aligned window length (India: 7 or 30)")
     sub.add_parser("simulator", help="a stand-in for Amazon's SP-API on loopback (--help for options)")
+    dl = sub.add_parser("dead-letters", help="list the dead letters, or replay chosen ones after a fix")
+    dl.add_argument("action", choices=("list", "replay"))
+    dl.add_argument("ids", nargs="*", metavar="PARTITION:OFFSET", help="dead letters to replay (see `list`)")
+    dl.add_argument("--reason", help="only this reason code, e.g. UNKNOWN_MARKETPLACE")
+    dl.add_argument("--stage", choices=("ingestion", "metrics"), help="only this stage")
+    dl.add_argument("--all", action="store_true", help="replay every dead letter that matches")
+    dl.add_argument("--json", action="store_true", help="list as JSON lines")
+    dl.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
     pub = sub.add_parser("publish", help="put raw JSON records on a raw topic")
     pub.add_argument("kind", choices=("order-change", "buyer-message"))
     pub.add_argument("files", nargs="+", help="JSON-lines files, or - for standard input")
@@ -183,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args.service)
         if args.command == "migrate":
             return _migrate()
+        if args.command == "dead-letters":
+            return _dead_letters(args)
         if args.command == "cr":
             return _cr(args.seller_account, args.marketplace_id, args.live, args.days)
         return _publish(args.kind, args.files)
