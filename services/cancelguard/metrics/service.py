@@ -19,7 +19,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from cancelguard import db, kafka
 from cancelguard.config import Settings
-from cancelguard.domain.model import InvalidInput, OrderEvent
+from cancelguard.domain.model import Event, InvalidInput
 from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
 from cancelguard.metrics.store import PartitionBatch, Store
@@ -51,7 +51,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         await self.service.seek_to_stored(list(assigned))
 
 
-def decode(record: ConsumerRecord) -> OrderEvent:
+def decode(record: ConsumerRecord) -> Event:
     if record.value is None:
         raise InvalidInput("empty record (no value)")
     event = codec.decode(record.value)
@@ -130,7 +130,7 @@ class MetricsService:
             parts = []
             dead = []
             for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
-                decoded: list[tuple[int, OrderEvent | None]] = []
+                decoded: list[tuple[int, Event | None]] = []
                 for record in records:
                     try:
                         decoded.append((record.offset, decode(record)))

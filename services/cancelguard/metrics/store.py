@@ -19,7 +19,7 @@ import asyncpg
 from cancelguard.db import ACQUIRE_TIMEOUT_S
 from cancelguard.domain.attribution import attribute, contribution
 from cancelguard.domain.lifecycle import apply
-from cancelguard.domain.model import Order, OrderEvent, OrderKey, OrderStatus, RequestKind
+from cancelguard.domain.model import Event, Order, OrderEvent, OrderKey, OrderStatus, RequestKind
 from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.projection import CountedCancellation
 from cancelguard.domain.windows import Bucket, bucket_start
@@ -32,7 +32,7 @@ class PartitionBatch:
 
     topic: str
     partition: int
-    records: Sequence[tuple[int, OrderEvent | None]]
+    records: Sequence[tuple[int, Event | None]]
 
     @property
     def next_offset(self) -> int:
@@ -112,7 +112,7 @@ class Store:
                 for offset, event in b.records:
                     if offset < start:
                         skipped += 1
-                    elif event is not None:
+                    elif isinstance(event, OrderEvent):  # account events (Amazon's rate): not stored yet
                         events.append(event)
 
             orders_written = buckets_written = 0
