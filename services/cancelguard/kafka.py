@@ -25,6 +25,9 @@ DLQ_SOURCE_TOPIC = "cancelguard.dlq.source.topic"
 DLQ_SOURCE_PARTITION = "cancelguard.dlq.source.partition"
 DLQ_SOURCE_OFFSET = "cancelguard.dlq.source.offset"
 DLQ_STAGE = "cancelguard.dlq.stage"
+DLQ_REASON_CODE = "cancelguard.dlq.reason.code"  # the stable code (bounds.Reason), beside the message
+DLQ_SOURCE_FILE = "cancelguard.dlq.source.file"  # for lines of imported files (order reports) ...
+DLQ_SOURCE_LINE = "cancelguard.dlq.source.line"  # ... instead of topic, partition and offset
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -119,14 +122,39 @@ class Origin:
     partition: int
     offset: int
 
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (DLQ_SOURCE_TOPIC, self.topic.encode()),
+            (DLQ_SOURCE_PARTITION, str(self.partition).encode()),
+            (DLQ_SOURCE_OFFSET, str(self.offset).encode()),
+        ]
 
-def dead_letter_headers(reason: str, origin: Origin, stage: str) -> list[tuple[str, bytes]]:
+    def log_fields(self) -> dict[str, object]:
+        return {"source_topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class FileOrigin:
+    """A line of a file someone imported (an order report): its name, never its path on their machine."""
+
+    file: str
+    line: int
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(DLQ_SOURCE_FILE, self.file.encode()[:1000]), (DLQ_SOURCE_LINE, str(self.line).encode())]
+
+    def log_fields(self) -> dict[str, object]:
+        return {"source_file": self.file, "line": self.line}
+
+
+def dead_letter_headers(
+    reason: str, origin: Origin | FileOrigin, stage: str, *, code: str = ""
+) -> list[tuple[str, bytes]]:
     return [
         (DLQ_REASON, reason.encode()[:4000]),
-        (DLQ_SOURCE_TOPIC, origin.topic.encode()),
-        (DLQ_SOURCE_PARTITION, str(origin.partition).encode()),
-        (DLQ_SOURCE_OFFSET, str(origin.offset).encode()),
+        *origin.headers(),
         (DLQ_STAGE, stage.encode()),
+        *([(DLQ_REASON_CODE, code.encode())] if code else []),
     ]
 
 
@@ -137,20 +165,23 @@ async def send_dead_letter(
     value: bytes | None,
     key: bytes | None,
     reason: str,
-    origin: Origin,
+    origin: Origin | FileOrigin,
     stage: str,
+    code: str = "",
+    log_it: bool = True,
 ) -> asyncio.Future:
-    """Queue a dead letter; the caller awaits the returned future before committing past the record."""
-    log.warning(
-        "dead-lettered a record",
-        extra={
-            "reason": reason,
-            "source_topic": origin.topic,
-            "partition": origin.partition,
-            "offset": origin.offset,
-            "stage": stage,
-        },
-    )
+    """Queue a dead letter; the caller awaits the returned future before committing past the record.
+    `log_it=False` for callers that report dead letters themselves (a file import sums them up)."""
+    if log_it:
+        log.warning(
+            "dead-lettered a record",
+            extra={
+                "reason": reason,
+                **origin.log_fields(),
+                "stage": stage,
+                **({"code": code} if code else {}),
+            },
+        )
     return await producer.send(
-        topic, value=value, key=key, headers=dead_letter_headers(reason, origin, stage)
+        topic, value=value, key=key, headers=dead_letter_headers(reason, origin, stage, code=code)
     )
