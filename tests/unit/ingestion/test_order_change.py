@@ -125,7 +125,11 @@ BAD_INPUT = [
     (_set(f"{S}.PurchaseDate", "1970-01-19T03:58:30Z"), "TIME_OUT_OF_RANGE", "Summary.PurchaseDate"),
     (_set(f"{S}.PurchaseDate", "2999-01-01T00:00:00Z"), "TIME_OUT_OF_RANGE", "Summary.PurchaseDate"),
     (_set(f"{S}.LatestShipDate", "2999-01-01T00:00:00Z"), "TIME_OUT_OF_RANGE", "Summary.LatestShipDate"),
-    (_set(f"{OCN}.OrderChangeTrigger.TimeOfOrderChange", "9999-12-31T23:59:59-01:00"), "TIME_OUT_OF_RANGE", ""),
+    (
+        _set(f"{OCN}.OrderChangeTrigger.TimeOfOrderChange", "9999-12-31T23:59:59-01:00"),
+        "TIME_OUT_OF_RANGE",
+        "",
+    ),
     (_set(f"{S}.OrderItems", {}), "WRONG_TYPE", "must be a list"),
     (_set(f"{S}.OrderItems", [{}] * 1001), "OUT_OF_RANGE", "at most 1000"),
     (_set(f"{S}.OrderItems.0", "item"), "NOT_AN_OBJECT", "OrderItems[0] must be an object"),
