@@ -119,13 +119,23 @@ def test_amazons_reported_rate_round_trips_exactly(
     assert isinstance(decoded, AccountEvent) and str(decoded.body.rate) == "0.0320"  # trailing zero kept
 
 
-def _rate_record(**fields: object) -> order_event_pb2.OrderEvent:
-    msg = order_event_pb2.OrderEvent(event_id="r", seller_account="s", marketplace_id="m", source=7, **fields)
+def _rate_record(amazon_order_id: str = "") -> order_event_pb2.OrderEvent:
+    msg = order_event_pb2.OrderEvent(
+        event_id="r",
+        seller_account="s",
+        marketplace_id="m",
+        amazon_order_id=amazon_order_id,
+        source=order_event_pb2.SOURCE_SELLER_PERFORMANCE_REPORT,
+    )
     msg.occurred_at.FromDatetime(T)
     r = msg.amazon_reported_rate
     r.window_from.FromDatetime(T)
     r.window_to.FromDatetime(T)
-    r.rate, r.target_value, r.status, r.target_condition = "0.01", "0.025", 1, 1
+    r.rate, r.target_value = "0.01", "0.025"
+    r.status, r.target_condition = (
+        order_event_pb2.AMAZON_RATE_STATUS_GOOD,
+        order_event_pb2.TARGET_CONDITION_EQUALS,
+    )
     return msg
 
 
@@ -133,7 +143,9 @@ def test_an_account_level_record_names_no_order_and_an_order_record_needs_one() 
     assert isinstance(codec.decode(_rate_record().SerializeToString()), AccountEvent)
     with pytest.raises(InvalidInput, match="names an order"):
         codec.decode(_rate_record(amazon_order_id="111-0000001-0000001").SerializeToString())
-    snapshot = order_event_pb2.OrderEvent(event_id="x", seller_account="s", marketplace_id="m", source=1)
+    snapshot = order_event_pb2.OrderEvent(
+        event_id="x", seller_account="s", marketplace_id="m", source=order_event_pb2.SOURCE_ORDERS_V2026
+    )
     snapshot.occurred_at.FromDatetime(T)
     snapshot.snapshot.SetInParent()
     with pytest.raises(InvalidInput, match="missing amazon_order_id"):
