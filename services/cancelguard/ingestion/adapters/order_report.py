@@ -31,7 +31,9 @@ whose rows lie further apart, or with more than MAX_ITEMS rows, becomes two snap
 merges (one extra event, nothing lost). So memory is bounded by window x MAX_ITEMS rows, and a line is
 read at most MAX_LINE_BYTES at a time.
 
-Every bad row is yielded as a `BadRow` (line number, `bounds.Reason`, message) and the file goes on;
+Every cell is checked as it is read (`domain.bounds`, through the shared readers), so the events yielded
+keep every bound; every bad row is yielded as a `BadRow` (line number, `bounds.Reason`, message) and the
+file goes on;
 only a file whose header cannot be read is refused whole (InvalidInput). Event ids are the source id
 (the report document id, or a digest of the file) + order id + the line of its first row.
 """
@@ -272,15 +274,15 @@ class OrderReportReader:
                 continue
             rows = open_orders.get(row.key)
             if rows is not None and len(rows) >= bounds.MAX_ITEMS:
-                yield from self._close(open_orders.pop(row.key))
+                yield self._close(open_orders.pop(row.key))
                 rows = None
             if rows is None:
                 if len(open_orders) >= self._window:
-                    yield from self._close(open_orders.popitem(last=False)[1])
+                    yield self._close(open_orders.popitem(last=False)[1])
                 rows = open_orders[row.key] = []
             rows.append(row)
         while open_orders:
-            yield from self._close(open_orders.popitem(last=False)[1])
+            yield self._close(open_orders.popitem(last=False)[1])
 
     def _raw_lines(self) -> Iterator[tuple[int, bytes | None]]:
         """(line number, bytes) per line after the header; None for a line longer than MAX_LINE_BYTES,
@@ -396,7 +398,7 @@ class OrderReportReader:
 
     # --- one order's rows -> its events ---
 
-    def _close(self, rows: list[_Row]) -> Iterator[ReportOrder | BadRow]:
+    def _close(self, rows: list[_Row]) -> ReportOrder:
         first = rows[0]
         lines = tuple(r.line for r in rows)
         items = tuple(r.item for r in rows if r.item is not None)
@@ -434,11 +436,4 @@ class OrderReportReader:
                     body=CancellationRequested(RequestKind.FORMAL, (), requests[0].request_reason),
                 )
             )
-        try:
-            for event in events:
-                bounds.check_event(event, now=self.observed_at)
-        except InvalidInput as exc:  # every row was checked: this would be a bug of ours
-            for line in lines:
-                yield BadRow(line, exc.reason, f"{self._what} line {line}: {exc}", first.key.amazon_order_id)
-            return
-        yield ReportOrder(tuple(events), lines)
+        return ReportOrder(tuple(events), lines)
