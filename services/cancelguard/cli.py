@@ -158,10 +158,15 @@ def _import_report(args: argparse.Namespace) -> int:
     except InvalidInput as exc:
         print(f"cancelguard import-report: {exc}", file=sys.stderr)
         return 2
+    from aiokafka.errors import KafkaError
+
     settings = _settings()
     bar = ProgressBar()
     try:
         results = asyncio.run(import_reports(settings, [Path(f) for f in args.files], options, progress=bar))
+    except (KafkaError, TimeoutError) as exc:
+        print(f"cancelguard import-report: Kafka at {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
+        return 1
     finally:
         bar.done()
     print(summary(results))

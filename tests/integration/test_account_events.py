@@ -1,9 +1,10 @@
 """Amazon's reported rate on the order-events topic: the metrics store acknowledges it (its offset moves)
 and ignores it for now (no order row, no bucket), beside the order events of the same batch."""
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -12,18 +13,15 @@ import pytest_asyncio
 from cancelguard import db
 from cancelguard.domain.model import (
     AccountEvent,
-    AccountKey,
-    AmazonRateStatus,
-    AmazonReportedRate,
     Channel,
     OrderEvent,
     OrderKey,
     OrderSnapshot,
     OrderStatus,
     Source,
-    TargetCondition,
 )
 from cancelguard.domain.policy import PolicyBook
+from cancelguard.ingestion.adapters.seller_performance import parse_seller_performance
 from cancelguard.metrics.store import PartitionBatch, Store
 
 pytestmark = pytest.mark.integration
@@ -40,25 +38,16 @@ async def pool(postgres_dsn: str, pg_schema: str) -> AsyncIterator[asyncpg.Pool]
     await pool.close()
 
 
-def reported_rate(n: int) -> AccountEvent:
-    body = AmazonReportedRate(
-        window_from=datetime(2026, 11, 18, tzinfo=UTC),
-        window_to=datetime(2026, 11, 24, 23, 59, tzinfo=UTC),
-        order_count=200,
-        cancellation_count=3,
-        rate=Decimal("0.015"),
-        status=AmazonRateStatus.GOOD,
-        target_value=Decimal("0.025"),
-        target_condition=TargetCondition.LESS_THAN,
+AMAZONS_EXAMPLE = json.loads(
+    (Path(__file__).parents[1] / "fixtures/amazon/account_health_report_example.json").read_text()
+)["example"]
+
+
+def reported_rate(report_id: str) -> AccountEvent:
+    [event] = parse_seller_performance(
+        AMAZONS_EXAMPLE, seller_account=SELLER, report_id=report_id, reported_at=NOW, observed_at=NOW
     )
-    return AccountEvent(
-        f"seller-performance:{n}:{US}",
-        AccountKey(SELLER, US),
-        Source.SELLER_PERFORMANCE_REPORT,
-        NOW,
-        NOW,
-        body,
-    )
+    return event
 
 
 async def test_a_reported_rate_moves_the_offset_and_creates_no_order(pool: asyncpg.Pool) -> None:
@@ -71,10 +60,10 @@ async def test_a_reported_rate_moves_the_offset_and_creates_no_order(pool: async
         NOW,
         OrderSnapshot(OrderStatus.UNSHIPPED, Channel.MFN, purchased_at=datetime(2026, 11, 25, tzinfo=UTC)),
     )
-    only_rates = await store.apply_batch("g", [PartitionBatch("t", 0, [(0, reported_rate(1))])])
+    only_rates = await store.apply_batch("g", [PartitionBatch("t", 0, [(0, reported_rate("1"))])])
     assert (only_rates.events_applied, only_rates.orders_written, only_rates.buckets_written) == (0, 0, 0)
     mixed = await store.apply_batch(
-        "g", [PartitionBatch("t", 0, [(1, reported_rate(2)), (2, order), (3, reported_rate(3))])]
+        "g", [PartitionBatch("t", 0, [(1, reported_rate("2")), (2, order), (3, reported_rate("3"))])]
     )
     assert (mixed.events_applied, mixed.orders_written) == (1, 1)
     assert await store.load_offsets("g", "t") == {0: 4}

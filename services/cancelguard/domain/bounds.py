@@ -101,18 +101,19 @@ def text(value: object, field: str, *, max_len: int = MAX_TEXT) -> str:
 
 
 def quantity(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(Reason.OUT_OF_RANGE, f"{field} must be a whole number, got {shown(value)}")
-    if not 0 <= value <= MAX_QUANTITY:
-        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {MAX_QUANTITY:,}")
-    return value
+    return _whole(value, field, MAX_QUANTITY)
 
 
 def count(value: object, field: str) -> int:
+    """A count of orders (Amazon's reported figures)."""
+    return _whole(value, field, MAX_COUNT)
+
+
+def _whole(value: object, field: str, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(Reason.OUT_OF_RANGE, f"{field} must be a whole number, got {shown(value)}")
-    if not 0 <= value <= MAX_COUNT:
-        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {MAX_COUNT:,}")
+    if not 0 <= value <= high:
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {high:,}")
     return value
 
 

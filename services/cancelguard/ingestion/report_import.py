@@ -21,6 +21,7 @@ import io
 import json
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -157,8 +158,8 @@ async def _import_file(
                 settings, producer, reader, result, now, _reporter(raw, facts.size, result, progress)
             )
             result.rows_read, result.fallback_lines = reader.rows_read, reader.fallback_lines
-    except (OSError, InvalidInput, EOFError) as exc:  # EOFError: a truncated gzip file
-        result.error = str(exc)
+    except (OSError, InvalidInput, EOFError, zlib.error) as exc:  # EOFError, zlib: a broken gzip file
+        result.error = str(exc) or type(exc).__name__
     result.seconds = time.monotonic() - started
     return result
 
