@@ -5,29 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
 
 from cancelguard.config import Settings
+from cancelguard.dead_letters import DeadLetter
 from cancelguard.runtime import connect_with_retry
 
 log = logging.getLogger("cancelguard.kafka")
 
 SEND_TIMEOUT_S = 30.0  # every send and stop is bounded: a dead broker must not hang a shutdown
 STOP_TIMEOUT_S = 10.0
-
-# Dead-letter records keep the original bytes as value and say why in headers (as Kafka Connect does).
-DLQ_REASON = "cancelguard.dlq.reason"
-DLQ_SOURCE_TOPIC = "cancelguard.dlq.source.topic"
-DLQ_SOURCE_PARTITION = "cancelguard.dlq.source.partition"
-DLQ_SOURCE_OFFSET = "cancelguard.dlq.source.offset"
-DLQ_STAGE = "cancelguard.dlq.stage"
-DLQ_REASON_CODE = "cancelguard.dlq.reason.code"  # the stable code (bounds.Reason), beside the message
-DLQ_SOURCE_FILE = "cancelguard.dlq.source.file"  # for lines of imported files (order reports) ...
-DLQ_SOURCE_LINE = "cancelguard.dlq.source.line"  # ... instead of topic, partition and offset
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -116,74 +107,30 @@ async def stop_producer(producer: AIOKafkaProducer) -> None:
         log.warning("producer did not stop in time; unsent records will be re-read from the source")
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a record came from: written on its dead letter so it can be found and replayed."""
-
-    topic: str
-    partition: int
-    offset: int
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            (DLQ_SOURCE_TOPIC, self.topic.encode()),
-            (DLQ_SOURCE_PARTITION, str(self.partition).encode()),
-            (DLQ_SOURCE_OFFSET, str(self.offset).encode()),
-        ]
-
-    def log_fields(self) -> dict[str, object]:
-        return {"source_topic": self.topic, "partition": self.partition, "offset": self.offset}
+async def send_dead_letter(producer: AIOKafkaProducer, topic: str, letter: DeadLetter) -> asyncio.Future:
+    """Queue a dead letter; the caller awaits the returned future before committing past the record."""
+    return await producer.send(topic, value=letter.value, key=letter.key, headers=letter.headers)
 
 
-@dataclass(frozen=True, slots=True)
-class FileOrigin:
-    """A line of a file someone imported (an order report): its name, never its path on their machine."""
+class KafkaProbe:
+    """Asks the cluster for its metadata: the health probe of every service that uses Kafka.
 
-    file: str
-    line: int
+    The service's own consumer does not raise while the broker is away (it returns empty batches), so
+    health asks the broker directly, with a client of its own.
+    """
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [(DLQ_SOURCE_FILE, self.file.encode()[:1000]), (DLQ_SOURCE_LINE, str(self.line).encode())]
+    def __init__(self, bootstrap: str) -> None:
+        self.client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        self._bootstrapped = False
 
-    def log_fields(self) -> dict[str, object]:
-        return {"source_file": self.file, "line": self.line}
+    async def __call__(self) -> None:
+        if not self._bootstrapped:
+            await self.client.bootstrap()
+            self._bootstrapped = True
+        await self.client.fetch_all_metadata()
 
-
-def dead_letter_headers(
-    reason: str, origin: Origin | FileOrigin, stage: str, *, code: str = ""
-) -> list[tuple[str, bytes]]:
-    return [
-        (DLQ_REASON, reason.encode()[:4000]),
-        *origin.headers(),
-        (DLQ_STAGE, stage.encode()),
-        *([(DLQ_REASON_CODE, code.encode())] if code else []),
-    ]
-
-
-async def send_dead_letter(
-    producer: AIOKafkaProducer,
-    topic: str,
-    *,
-    value: bytes | None,
-    key: bytes | None,
-    reason: str,
-    origin: Origin | FileOrigin,
-    stage: str,
-    code: str = "",
-    log_it: bool = True,
-) -> asyncio.Future:
-    """Queue a dead letter; the caller awaits the returned future before committing past the record.
-    `log_it=False` for callers that report dead letters themselves (a file import sums them up)."""
-    if log_it:
-        log.warning(
-            "dead-lettered a record",
-            extra={
-                "reason": reason,
-                **origin.log_fields(),
-                "stage": stage,
-                **({"code": code} if code else {}),
-            },
-        )
-    return await producer.send(
-        topic, value=value, key=key, headers=dead_letter_headers(reason, origin, stage, code=code)
-    )
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.close(), STOP_TIMEOUT_S)
+        except Exception as exc:  # closing a client to a dead broker may fail in many ways; nothing to keep
+            log.info("kafka probe did not close cleanly: %s", exc)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from cancelguard import kafka
+from cancelguard import dead_letters
 from cancelguard.config import Settings
 from cancelguard.domain.model import OrderEvent, OrderSnapshot
 from cancelguard.events import codec
@@ -118,7 +118,7 @@ async def test_orders_become_events_and_bad_rows_dead_letters(settings: Settings
 
     dead = await read_topic(settings, settings.dead_letter_topic)
     headers = [dict(r.headers) for r in dead]
-    assert sorted((int(h[kafka.DLQ_SOURCE_LINE]), h[kafka.DLQ_REASON_CODE]) for h in headers) == [
+    assert sorted((int(h[dead_letters.SOURCE_LINE]), h[dead_letters.REASON_CODE]) for h in headers) == [
         (7, b"BAD_TIME"),
         (8, b"OUT_OF_RANGE"),
         (9, b"UNKNOWN_VALUE"),
@@ -126,8 +126,8 @@ async def test_orders_become_events_and_bad_rows_dead_letters(settings: Settings
         (11, b"BAD_ENCODING"),
         (12, b"BAD_IDENTIFIER"),
     ]
-    assert {h[kafka.DLQ_SOURCE_FILE] for h in headers} == {path.name.encode()}
-    assert {h[kafka.DLQ_STAGE] for h in headers} == {b"import-report"}
+    assert {h[dead_letters.SOURCE_FILE] for h in headers} == {path.name.encode()}
+    assert {h[dead_letters.STAGE] for h in headers} == {b"import-report"}
     values = {json.loads(r.value)["line"]: json.loads(r.value) for r in dead}
     assert values[8] == {"order_id": "111-0000008-0000008", "line": 8, "reason": "OUT_OF_RANGE"}
     assert values[12]["order_id"] == ""  # not an order id: nothing of the row is kept
@@ -137,7 +137,7 @@ async def test_orders_become_events_and_bad_rows_dead_letters(settings: Settings
 
     text = summary([result])
     assert "rows read 11; events published 4 (4 orders); rows rejected 6" in text
-    assert "line 8: OUT_OF_RANGE: Unshipped Orders report line 8: quantity-purchased is 2147483648" in text
+    assert "OUT_OF_RANGE: Unshipped Orders report line 8: quantity-purchased is 2147483648" in text
 
     # the same file again: the same event ids (the fold absorbs them)
     await import_reports(settings, [path], options)

@@ -24,6 +24,7 @@ import enum
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from cancelguard.domain import model as m
 
@@ -209,7 +210,10 @@ def _check_reported_rate(body: m.AmazonReportedRate, now: datetime) -> None:
     fraction(body.target_value, "target_value")
 
 
-def check_event(event: m.Event, *, now: datetime) -> m.Event:
+EventT = TypeVar("EventT", bound=m.Event)
+
+
+def check_event(event: EventT, *, now: datetime) -> EventT:
     """Every bound on one event, whatever its source; returns it unchanged or raises InvalidInput."""
     identifier(event.event_id, "event_id", max_len=MAX_EVENT_ID)
     check_key(event.key)

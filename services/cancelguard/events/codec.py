@@ -9,6 +9,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cancelguard.domain import model as m
+from cancelguard.domain.bounds import Reason
 from cancelguard.events.v1 import order_event_pb2 as pb
 
 _SOURCE_TO_PB = {s: pb.Source.Value(f"SOURCE_{s.value}") for s in m.Source}
@@ -33,6 +34,10 @@ _CONDITION_FROM_PB = {v: k for k, v in _CONDITION_TO_PB.items()}
 _ACCOUNT_BODIES = frozenset({"amazon_reported_rate"})
 
 
+_NOT_AN_EVENT = Reason.NOT_AN_EVENT.value
+_MISSING = Reason.MISSING_FIELD.value
+
+
 def _ts(dt: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(dt)
@@ -40,7 +45,12 @@ def _ts(dt: datetime) -> Timestamp:
 
 
 def _dt(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:  # seconds beyond year 1..9999, or nanos out of range
+        raise m.InvalidInput(
+            f"order event has a timestamp out of range: {exc}", Reason.TIME_OUT_OF_RANGE.value
+        ) from None
 
 
 def encode(event: m.Event) -> bytes:
@@ -121,17 +131,23 @@ def _decimal(text: str, event_id: str, name: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise m.InvalidInput(f"order event {event_id}: {name} {text!r} is not a decimal number") from None
+        raise m.InvalidInput(
+            f"order event {event_id!r}: {name} {text!r} is not a number", _NOT_AN_EVENT
+        ) from None
     if not value.is_finite():
-        raise m.InvalidInput(f"order event {event_id}: {name} {text!r} is not a finite number")
+        raise m.InvalidInput(
+            f"order event {event_id!r}: {name} {text!r} is not a finite number", _NOT_AN_EVENT
+        )
     return value
 
 
 def _decode_reported_rate(r: pb.AmazonReportedRate, event_id: str) -> m.AmazonReportedRate:
     if not (r.HasField("window_from") and r.HasField("window_to")):
-        raise m.InvalidInput(f"order event {event_id}: Amazon's reported rate has no window")
+        raise m.InvalidInput(f"order event {event_id!r}: Amazon's reported rate has no window", _MISSING)
     if r.status not in _RATE_STATUS_FROM_PB or r.target_condition not in _CONDITION_FROM_PB:
-        raise m.InvalidInput(f"order event {event_id}: Amazon's reported rate has no status or target")
+        raise m.InvalidInput(
+            f"order event {event_id!r}: Amazon's reported rate has no status or target", _MISSING
+        )
     return m.AmazonReportedRate(
         window_from=_dt(r.window_from),
         window_to=_dt(r.window_to),
@@ -150,20 +166,23 @@ def decode(data: bytes) -> m.Event:
     try:
         msg.ParseFromString(data)
     except DecodeError as exc:
-        raise m.InvalidInput(f"not a cancelguard.events.v1.OrderEvent: {exc}") from exc
+        raise m.InvalidInput(f"not a cancelguard.events.v1.OrderEvent: {exc}", _NOT_AN_EVENT) from exc
     which = msg.WhichOneof("body")
     account_level = which in _ACCOUNT_BODIES
     missing = [f for f in ("event_id", "seller_account", "marketplace_id") if not getattr(msg, f)]
     if not account_level and not msg.amazon_order_id:
         missing.append("amazon_order_id")
     if missing:
-        raise m.InvalidInput(f"order event is missing {', '.join(missing)}")
+        raise m.InvalidInput(f"order event is missing {', '.join(missing)}", _MISSING)
+    event_id = msg.event_id[:200]
     if account_level and msg.amazon_order_id:
-        raise m.InvalidInput(f"order event {msg.event_id}: an account-level {which} names an order")
+        raise m.InvalidInput(
+            f"order event {event_id!r}: an account-level {which} names an order", _NOT_AN_EVENT
+        )
     if msg.source not in _SOURCE_FROM_PB:
-        raise m.InvalidInput(f"order event {msg.event_id} has no source")
+        raise m.InvalidInput(f"order event {event_id!r} has no source", _MISSING)
     if not msg.HasField("occurred_at"):
-        raise m.InvalidInput(f"order event {msg.event_id} has no occurred_at (Amazon's time)")
+        raise m.InvalidInput(f"order event {event_id!r} has no occurred_at (Amazon's time)", _MISSING)
     observed_at = _dt(msg.observed_at) if msg.HasField("observed_at") else _dt(msg.occurred_at)
     if account_level:
         return m.AccountEvent(
@@ -172,7 +191,7 @@ def decode(data: bytes) -> m.Event:
             source=_SOURCE_FROM_PB[msg.source],
             occurred_at=_dt(msg.occurred_at),
             observed_at=observed_at,
-            body=_decode_reported_rate(msg.amazon_reported_rate, msg.event_id),
+            body=_decode_reported_rate(msg.amazon_reported_rate, event_id),
         )
     body: m.EventBody
     if which == "snapshot":
@@ -201,7 +220,9 @@ def decode(data: bytes) -> m.Event:
     elif which == "cancellation_requested":
         r = msg.cancellation_requested
         if r.kind not in _KIND_FROM_PB:
-            raise m.InvalidInput(f"order event {msg.event_id}: cancellation request has no kind")
+            raise m.InvalidInput(
+                f"order event {msg.event_id[:200]!r}: cancellation request has no kind", _MISSING
+            )
         body = m.CancellationRequested(
             _KIND_FROM_PB[r.kind], tuple(r.order_item_ids), r.reason, r.language, r.message_id
         )
@@ -211,7 +232,7 @@ def decode(data: bytes) -> m.Event:
     elif which == "shipping_label_purchased":
         body = m.ShippingLabelPurchased()
     else:
-        raise m.InvalidInput(f"order event {msg.event_id} has no body")
+        raise m.InvalidInput(f"order event {msg.event_id[:200]!r} has no body", _MISSING)
     return m.OrderEvent(
         event_id=msg.event_id,
         key=m.OrderKey(msg.seller_account, msg.marketplace_id, msg.amazon_order_id),

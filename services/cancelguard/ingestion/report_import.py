@@ -4,9 +4,10 @@ Per file: one streaming pass hashes it (SHA-256; the event ids' source id, so im
 twice publishes the same ids), a second one reads it with `OrderReportReader`. Every event is checked
 with `bounds.check_event` before `codec.encode`, and published keyed like ingestion's (seller account |
 marketplace) with the idempotent producer. Every bad row goes to the dead-letter topic with its reason
-code, message, line number and file name in headers; its value keeps only the order id, the line and
-the reason (a report row holds the buyer's name and address). In-flight sends are bounded, so memory
-stays flat on any file size. Gzip files (the Reports API's `compressionAlgorithm: GZIP`) are read as is.
+code, message, line number and file name in headers (`dead_letters.FileOrigin`); its value keeps only
+the order id, the line and the reason (a report row holds the buyer's name and address). In-flight
+sends are bounded, so memory stays flat on any file size. Gzip files (the Reports API's
+`compressionAlgorithm: GZIP`) are read as is.
 
 A file that cannot be read at all (missing, empty, not an order report) is reported and the next file
 is imported; the command then exits non-zero. Bad rows never do.
@@ -31,7 +32,7 @@ from typing import BinaryIO, TextIO
 
 from aiokafka import AIOKafkaProducer
 
-from cancelguard import kafka
+from cancelguard import dead_letters, kafka
 from cancelguard.config import Settings
 from cancelguard.domain import bounds
 from cancelguard.domain.model import InvalidInput
@@ -191,19 +192,19 @@ async def _publish(
         result.rejected[row.reason] += 1
         if len(result.bad_rows) < SHOWN_BAD_ROWS:
             result.bad_rows.append(row)
-        in_flight.append(
-            await kafka.send_dead_letter(
-                producer,
-                settings.dead_letter_topic,
-                value=json.dumps({"order_id": row.order_id, "line": row.line, "reason": row.reason}).encode(),
-                key=None,
-                reason=row.message,
-                code=row.reason,
-                origin=kafka.FileOrigin(result.name, row.line),
-                stage=STAGE,
-                log_it=False,  # the summary counts them by reason; a log line per row would flood
-            )
+        letter = dead_letters.build(
+            value=None,  # the row holds the buyer's name and address: nothing of it is kept but its id
+            key=None,
+            reason_code=row.reason,
+            message=row.message,
+            origin=dead_letters.FileOrigin(result.name, row.line),
+            stage=STAGE,
+            replacement=json.dumps(
+                {"order_id": row.order_id, "line": row.line, "reason": row.reason}
+            ).encode(),
         )
+        # no log line per row (a large file would flood the log): the summary counts them by reason
+        in_flight.append(await kafka.send_dead_letter(producer, settings.dead_letter_topic, letter))
 
     for record in reader:
         if isinstance(record, ReportOrder):

@@ -83,7 +83,7 @@ def test_the_metrics_service_reads_it_as_an_account_event_never_as_an_order_to_f
     record = ConsumerRecord(
         "order-events", 0, 7, 0, 0, event.key.partition_key.encode(), value, None, 0, 0, ()
     )
-    decoded = metrics_service.decode(record)
+    decoded = metrics_service.decode(record, NOW)  # checked too: bounds.check_event
     assert isinstance(decoded, AccountEvent) and decoded == event  # the store folds OrderEvents only
 
 

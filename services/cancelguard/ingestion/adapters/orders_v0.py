@@ -46,10 +46,9 @@ from cancelguard.ingestion.adapters import (
 
 WHAT = "Orders API v0 order"
 ITEMS = "Orders API v0 order items: OrderItems"
-# Buyer personal data, never kept (not even in a dead letter): paths in an `Order` ...
-PERSONAL_FIELDS = ("BuyerInfo", "ShippingAddress", "BuyerTaxInformation")
-# ... and in each of its `OrderItems` (gift messages, Amazon Custom data).
-ITEM_PERSONAL_FIELDS = ("BuyerInfo",)
+# Buyer personal data, never kept (not even in a dead letter): paths in an `Order`, and in a
+# getOrderItems payload (its items' gift messages, Amazon Custom data); "[]": every entry.
+PERSONAL_FIELDS = ("BuyerInfo", "ShippingAddress", "BuyerTaxInformation", "OrderItems[].BuyerInfo")
 
 
 def _item(item: Any, where: str) -> ItemObservation:
