@@ -76,7 +76,7 @@ async def _original(
     consumer: AIOKafkaConsumer, letter: Described
 ) -> tuple[bytes | None, bytes | None] | None:
     """(key, value) of the record at the dead letter's source offset, if the source still holds it."""
-    assert letter.origin is not None
+    assert isinstance(letter.origin, dead_letters.Origin)
     tp = TopicPartition(letter.origin.topic, letter.origin.partition)
     consumer.assign([tp])
     begin = (await consumer.beginning_offsets([tp]))[tp]
@@ -107,9 +107,14 @@ async def replay(
     results = []
     try:
         for letter in letters:
+            if isinstance(letter.origin, dead_letters.FileOrigin):
+                why = f"it came from line {letter.origin.line} of {letter.origin.file}: import the fixed file again"
+                results.append(ReplayResult(letter, "", why))
+                continue
             if letter.origin is None:
                 results.append(ReplayResult(letter, "", "the dead letter does not say where it came from"))
                 continue
+            origin = letter.origin
             original = await _original(consumer, letter)
             if original is not None and dead_letters.is_original(original[1], letter.original_sha256):
                 key, value, sent_from = original[0], original[1], "source"
@@ -120,13 +125,13 @@ async def replay(
                     ReplayResult(
                         letter,
                         "",
-                        f"{letter.origin.topic} no longer holds offset {letter.origin.offset} (retention) "
+                        f"{origin.topic} no longer holds offset {origin.offset} (retention) "
                         "and the dead letter keeps only a redacted or cut copy",
                     )
                 )
                 continue
             if not dry_run:
-                await (await producer.send(letter.origin.topic, value, key=key))
+                await (await producer.send(origin.topic, value, key=key))
             results.append(ReplayResult(letter, sent_from))
     finally:
         await consumer.stop()
@@ -157,7 +162,14 @@ def select(
 def print_table(letters: list[Described]) -> None:
     print(f"{'dead letter':<12} {'stage':<9} {'reason code':<20} {'source':<44} {'size':>8}  reason")
     for d in letters:
-        source = f"{d.origin.topic}/{d.origin.partition}@{d.origin.offset}" if d.origin else "?"
+        o = d.origin
+        source = (
+            f"{o.topic}/{o.partition}@{o.offset}"
+            if isinstance(o, dead_letters.Origin)
+            else f"{o.file}:{o.line}"
+            if isinstance(o, dead_letters.FileOrigin)
+            else "?"
+        )
         print(
             f"{d.partition}:{d.offset:<10} {d.stage:<9} {d.reason_code:<20} {source:<44} "
             f"{d.original_size:>8}  {d.reason[:120]}"

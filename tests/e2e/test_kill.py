@@ -83,7 +83,8 @@ async def applied(conn: asyncpg.Connection, topic: str) -> int:
     try:
         return int(
             await conn.fetchval(
-                "SELECT COALESCE(SUM(next_offset), 0) FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+                "SELECT COALESCE(SUM(next_offset), 0) FROM consumer_offsets"
+                " WHERE consumer_group = $1 AND topic = $2",
                 GROUP_ID,
                 topic,
             )
@@ -136,7 +137,8 @@ async def test_kill_9_of_the_metrics_service_mid_stream_loses_and_doubles_nothin
 
     # exactly once, per partition: every record applied once, by whichever instance held it
     audit = await conn.fetch(
-        "SELECT partition, next_offset, applied_records FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+        "SELECT partition, next_offset, applied_records FROM consumer_offsets"
+        " WHERE consumer_group = $1 AND topic = $2",
         GROUP_ID,
         topic,
     )
