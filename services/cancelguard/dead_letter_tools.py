@@ -108,7 +108,8 @@ async def replay(
     try:
         for letter in letters:
             if isinstance(letter.origin, dead_letters.FileOrigin):
-                why = f"it came from line {letter.origin.line} of {letter.origin.file}: import the fixed file again"
+                where = f"line {letter.origin.line} of {letter.origin.file}"
+                why = f"it came from {where}: import the fixed file again"
                 results.append(ReplayResult(letter, "", why))
                 continue
             if letter.origin is None:

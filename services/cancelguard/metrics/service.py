@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -89,6 +90,8 @@ class MetricsService:
         self.kafka_probe = kafka.KafkaProbe(settings.kafka_bootstrap)
         self.store: Store | None = None
         self.dependencies: Dependencies | None = None
+        self._lag_offsets: dict[TopicPartition, int] = {}
+        self._lag_committed_at = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -181,8 +184,19 @@ class MetricsService:
         RECORDS_SKIPPED.inc(result.records_skipped)
         ROW_WRITES.labels("orders").inc(result.orders_written)
         ROW_WRITES.labels("cr_buckets").inc(result.buckets_written)
-        try:  # for lag monitoring only: Postgres holds the offsets that count
-            await self.consumer.commit({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
+        self._lag_offsets.update({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
+        if time.monotonic() - self._lag_committed_at >= self.settings.kafka_commit_interval_s:
+            await self._commit_lag_offsets()
+
+    async def _commit_lag_offsets(self) -> None:
+        """Kafka's committed offsets are for lag monitoring only (Postgres holds the ones that count), so
+        they are written at most every `kafka_commit_interval_s`, not per batch."""
+        self._lag_committed_at = time.monotonic()
+        if not self._lag_offsets:
+            return
+        try:
+            await self.consumer.commit(dict(self._lag_offsets))
+            self._lag_offsets.clear()
         except KafkaError as exc:
             log.info("kafka offset commit skipped: %s", exc)
 
@@ -272,6 +286,7 @@ class MetricsService:
             raise _KafkaDown from exc
 
     async def _close(self) -> None:
+        await self._commit_lag_offsets()
         try:
             await asyncio.wait_for(self.consumer.stop(), kafka.STOP_TIMEOUT_S)
         except (TimeoutError, KafkaError) as exc:
