@@ -43,6 +43,19 @@ async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int, r
         await admin.close()
 
 
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of a topic ([] when it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        for found in await admin.describe_topics([topic]):
+            if found.get("topic") == topic and not found.get("error_code"):
+                return sorted(p.get("partition", p.get("partition_index")) for p in found["partitions"])
+        return []
+    finally:
+        await admin.close()
+
+
 async def connect(
     settings: Settings, *clients: AIOKafkaProducer | AIOKafkaConsumer, stop: asyncio.Event
 ) -> None:
