@@ -9,7 +9,7 @@ PROTOS := $(shell find proto -name '*.proto')
 GRPCURL_VERSION := v1.9.4
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e lint \
+.PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e soak lint \
         classifier-report import-report-1gb grpcurl clean
 
 help: ## list the targets
@@ -60,6 +60,9 @@ test-integration: setup kafka ## integration tests only
 
 test-e2e: setup kafka ## end-to-end tests only (services as processes, through the gRPC API)
 	$(BIN)/pytest tests/e2e
+
+soak: setup kafka ## the kill -9 test at full size: 20 SIGKILLs while the metrics service applies 1,000,000 events
+	CANCELGUARD_SOAK_EVENTS=1000000 CANCELGUARD_SOAK_KILLS=20 $(BIN)/pytest tests/e2e/test_kill.py -o timeout=3600
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check services tests bench
