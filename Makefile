@@ -7,10 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(shell find proto -name '*.proto')
 GRPCURL_VERSION := v1.9.4
+BUF_VERSION := 1.75.0
+BUF := .local/buf/node_modules/.bin/buf
+GHZ_VERSION := v0.93.0
+BUF_BASELINE := proto-baseline/released.binpb
 
 .DEFAULT_GOAL := help
 .PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e soak lint \
-        classifier-report import-report-1gb grpcurl clean
+        classifier-report import-report-1gb grpcurl buf buf-check buf-baseline ghz bench-api clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +82,26 @@ grpcurl: ## install grpcurl into .local/bin (needs Go)
 	@command -v go >/dev/null || { echo "grpcurl is built with Go; install Go first"; exit 1; }
 	GOBIN=$(CURDIR)/.local/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@echo "installed .local/bin/grpcurl"
+
+buf: $(BUF) ## install the buf CLI (npm @bufbuild/buf) into .local/buf
+
+$(BUF):
+	@command -v npm >/dev/null || { echo "the buf CLI comes from npm (@bufbuild/buf): install Node.js first"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .local/buf @bufbuild/buf@$(BUF_VERSION)
+
+buf-check: buf ## buf lint (STANDARD + COMMENTS) and buf breaking against the released API ($(BUF_BASELINE))
+	$(BUF) lint
+	$(BUF) breaking --against $(BUF_BASELINE)
+
+buf-baseline: buf ## at a release: record the API as released, the baseline `buf breaking` compares against
+	$(BUF) build -o $(BUF_BASELINE)
+
+ghz: ## install ghz (gRPC load generator) into .local/bin (needs Go)
+	@command -v go >/dev/null || { echo "ghz is built with Go; install Go first"; exit 1; }
+	GOBIN=$(CURDIR)/.local/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+bench-api: setup kafka ghz ## gRPC read RPCs vs an empty grpc.aio handler, interleaved, with ghz (not a test)
+	$(BIN)/python bench/api_reads.py
 
 clean: down ## stop the stack and remove .venv, .local and generated files
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -48,6 +48,7 @@ import pytest
 import pytest_asyncio
 
 from cancelguard.config import Settings
+from cancelguard.demo_credentials import DEMO_CALLER, DEMO_SELLERS, DEMO_TOKEN, callers_toml
 from cancelguard.localstack import (
     KafkaDist,
     LocalKafka,
@@ -371,8 +372,29 @@ async def pg_schema(postgres_dsn: str) -> AsyncIterator[str]:
         await conn.close()
 
 
+# API callers of the tests: the demo's caller (its sellers and a test seller), and another tenant
+TEST_SELLERS = (*DEMO_SELLERS, "A9SUPPRESSION")
+OTHER_TENANT = "other-tenant"
+OTHER_TENANT_TOKEN = "cancelguard-test-other-tenant-token-FAKE"
+OTHER_TENANT_SELLERS = ("A7OTHERTENANT",)
+
+
+@pytest.fixture(scope="session")
+def callers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The API callers file of the tests (FAKE tokens: `DEMO_TOKEN`, `OTHER_TENANT_TOKEN`)."""
+    path = tmp_path_factory.mktemp("callers") / "callers.toml"
+    callers = {
+        DEMO_CALLER: (DEMO_TOKEN, TEST_SELLERS),
+        OTHER_TENANT: (OTHER_TENANT_TOKEN, OTHER_TENANT_SELLERS),
+    }
+    path.write_text(callers_toml(callers), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
-def settings(kafka_bootstrap: str, postgres_dsn: str, topic_prefix: str, pg_schema: str) -> Settings:
+def settings(
+    kafka_bootstrap: str, postgres_dsn: str, topic_prefix: str, pg_schema: str, callers_file: Path
+) -> Settings:
     """Service settings bound to this test's topics and schema, on free ports, with short timeouts."""
     return Settings(
         kafka_bootstrap=kafka_bootstrap,
@@ -388,6 +410,7 @@ def settings(kafka_bootstrap: str, postgres_dsn: str, topic_prefix: str, pg_sche
         metrics_metrics_port=0,
         startup_timeout_s=60,
         batch_timeout_ms=50,
+        api_callers_file=str(callers_file),
     )
 
 

@@ -5,7 +5,14 @@ cancelguard demo                         the whole pipeline fed a demo scenario;
 cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api  one service (what the containers run)
 cancelguard migrate                      apply the Postgres migrations
-cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
+cancelguard cr [SELLER MARKETPLACE] [--live] [--as-of TIME] [--history [DAYS]] [--json]
+                                         Cancellation Rates through the API (a chart with --history)
+cancelguard orders SELLER [--marketplace ID] [--action CODE] [--needs-review] [--json]
+cancelguard requests SELLER MARKETPLACE [--watch] [--json]
+                                         open cancellation requests with the action to take
+cancelguard decide SELLER MARKETPLACE ORDER REASON [--item ID] [--feed FILE]
+                                         cancel an order (checked first); prints the cancel feed
+cancelguard api-token NAME [--seller ID]  a new token for a calling service, with its callers-file entry
 cancelguard dead-letters list [--reason CODE] [--stage STAGE] [--json]
 cancelguard dead-letters replay (PARTITION:OFFSET... | --reason CODE | --all) [--dry-run]
                                          show the records no stage could read, with why; re-send
@@ -91,32 +98,6 @@ def _migrate() -> int:
     print(
         f"schema {settings.postgres_schema}: "
         + (f"applied {', '.join(applied)}" if applied else "up to date")
-    )
-    return 0
-
-
-def _cr(seller: str, marketplace_id: str, live: bool, days: int) -> int:
-    import grpc
-
-    from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc
-
-    settings = _settings()
-    kind = metrics_pb2.WINDOW_KIND_LIVE if live else metrics_pb2.WINDOW_KIND_AMAZON_ALIGNED
-    with grpc.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
-        try:
-            r = metrics_pb2_grpc.MetricsServiceStub(channel).GetCancellationRate(
-                metrics_pb2.GetCancellationRateRequest(
-                    seller_account=seller, marketplace_id=marketplace_id, window_kind=kind, window_days=days
-                ),
-                timeout=10,
-            )
-        except grpc.RpcError as exc:
-            print(f"cancelguard cr: {exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
-    status = metrics_pb2.RateStatus.Name(r.status).removeprefix("RATE_STATUS_")
-    print(
-        f"{seller} {marketplace_id} {r.window_start.ToJsonString()}..{r.window_end.ToJsonString()}: "
-        f"{r.cancelled_orders}/{r.total_orders} = {r.rate:.2%} {status} (threshold {r.threshold:.1%})"
     )
     return 0
 
@@ -241,11 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
-    cr = sub.add_parser("cr", help="ask the API for a Cancellation Rate")
-    cr.add_argument("seller_account")
-    cr.add_argument("marketplace_id")
-    cr.add_argument("--live", action="store_true", help="the last 168 hours instead of Amazon's 7 whole days")
-    cr.add_argument("--days", type=int, default=0, help="Amazon-aligned window length (India: 7 or 30)")
+    from cancelguard import cli_api
+
+    cli_api.add_arguments(sub)
     sub.add_parser("simulator", help="a stand-in for Amazon's SP-API on loopback (--help for options)")
     dl = sub.add_parser("dead-letters", help="list the dead letters, or replay chosen ones after a fix")
     dl.add_argument("action", choices=("list", "replay"))
@@ -302,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate()
         if args.command == "dead-letters":
             return _dead_letters(args)
-        if args.command == "cr":
-            return _cr(args.seller_account, args.marketplace_id, args.live, args.days)
+        if args.command in ("cr", "orders", "requests", "decide", "api-token"):
+            from cancelguard import cli_api
+
+            return cli_api.run(args, _settings().api_port)
         if args.command == "import-report":
             return _import_report(args)
         return _publish(args.kind, args.files)

@@ -48,6 +48,19 @@ class Settings(BaseSettings):
 
     # Signs the API's page tokens; every API replica must have the same (from a Kubernetes Secret).
     api_page_token_secret: SecretStr = SecretStr("")
+    # The calling services, their token digests and seller accounts (TOML; a Kubernetes Secret file).
+    api_callers_file: str = ""
+    api_callers_reload_s: float = Field(default=2.0, gt=0)  # how often the file is checked for changes
+    # TLS: a certificate chain and key (PEM) turn it on; a client CA too makes it mutual TLS.
+    api_tls_cert_file: str = ""
+    api_tls_key_file: str = ""
+    api_tls_client_ca_file: str = ""
+    # Load shedding: calls beyond this many at once are answered RESOURCE_EXHAUSTED at once.
+    api_max_concurrent_rpcs: int = Field(default=2000, ge=1)
+    api_max_watches: int = Field(default=500, ge=1)  # streams, within api_max_concurrent_rpcs
+    # A call without a deadline: its statements get this long (a deadline: what is left of it).
+    api_statement_timeout_s: float = Field(default=10.0, gt=0)
+    api_cache_entries: int = Field(default=200_000, ge=0)  # rates and orders held by the read cache
 
     # Per-marketplace policy overrides, JSON: {"ATVPDKIKX0DER": {"warning": "0.015"}, "*": {...}}
     policy_overrides: str = ""

@@ -22,16 +22,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import grpc
 from aiokafka.admin import AIOKafkaAdminClient
 
 from cancelguard import kafka
+from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
+from cancelguard.demo_credentials import DEMO_TOKEN, write_demo_callers
 from cancelguard.domain.policy import marketplace
 from cancelguard.processes import ServiceProcesses
 from cancelguard.runtime import install_stop_signals
 from cancelguard.simulator.scenario import Expected, Scenario, generate
-from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
+from cancelguard.v1 import metrics_pb2, orders_pb2
 
 DEMO_DEFAULTS = {"topic_prefix": "cancelguard-demo.", "postgres_schema": "cancelguard_demo"}
 
@@ -84,8 +85,8 @@ async def wait_for_results(
     want = sum(e.orders for e in expected.values())
     deadline = time.monotonic() + timeout
     last_seen = -1
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
-        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+    async with AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN) as api:
+        stub = api.metrics
         while True:
             rates = {}
             for seller, mkt in expected:
@@ -117,9 +118,9 @@ async def print_results(
     live: dict[tuple[str, str], metrics_pb2.CancellationRate],
 ) -> bool:
     ok = True
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
-        metrics = metrics_pb2_grpc.MetricsServiceStub(channel)
-        orders = orders_pb2_grpc.OrderServiceStub(channel)
+    async with AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN) as api:
+        metrics = api.metrics
+        orders = api.orders
         say()
         say("Cancellation Rate per seller account and marketplace")
         header = (
@@ -177,17 +178,25 @@ async def print_results(
 
 def grpcurl_hints(settings: Settings) -> None:
     a = f"127.0.0.1:{settings.api_port}"
+    auth = f"-H 'authorization: Bearer {DEMO_TOKEN}'"
     say()
-    say("The API is up. Try it with grpcurl (`make grpcurl` installs it into .local/bin):")
+    say("The API is up. Try it with grpcurl (`make grpcurl` installs it into .local/bin); the token is the")
+    say("demo's FAKE one (cancelguard/demo_credentials.py):")
     say(f"  grpcurl -plaintext {a} list")
     say(
-        f'  grpcurl -plaintext -d \'{{"seller_account":"A1DEMOSELLERUS","marketplace_id":"ATVPDKIKX0DER",'
-        f'"window_kind":"WINDOW_KIND_LIVE"}}\' {a} cancelguard.v1.MetricsService/GetCancellationRate'
+        f"  grpcurl -plaintext {auth} -d "
+        '\'{"seller_account":"A1DEMOSELLERUS","marketplace_id":"ATVPDKIKX0DER",'
+        '"window_kind":"WINDOW_KIND_LIVE"}\' '
+        f"{a} cancelguard.v1.MetricsService/GetCancellationRate"
     )
     say(
-        "  grpcurl -plaintext -d "
+        f"  grpcurl -plaintext {auth} -d "
         '\'{"seller_account":"A1DEMOSELLERUS","marketplace_id":"A1PA6795UKMFR9"}\' '
         f"{a} cancelguard.v1.OrderService/ListCancellationRequests"
+    )
+    say(
+        "  or the CLI (it uses the demo token by default): "
+        "cancelguard cr A1DEMOSELLERUS ATVPDKIKX0DER --history"
     )
     say(f"  grpcurl -plaintext {a} grpc.health.v1.Health/Check")
     say("Press Ctrl-C to stop everything.")
@@ -209,6 +218,9 @@ async def run(*, keep_running: bool, log_dir: Path) -> int:
         )
     else:
         say(f"using Kafka at {settings.kafka_bootstrap} and Postgres at {settings.redacted_dsn}")
+    # the demo's FAKE caller (cancelguard/demo_credentials.py), whatever callers file is configured
+    callers = write_demo_callers(log_dir / "demo-callers.toml")
+    settings = settings.model_copy(update={"api_callers_file": str(callers)})
     services = ServiceProcesses(settings, log_dir)
     ok = False
     try:

@@ -18,7 +18,7 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -30,12 +30,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from cancelguard.api import server as api_server
+from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo import publish  # keyed by order id, as Amazon's bridge should be
+from cancelguard.demo_credentials import DEMO_TOKEN
 from cancelguard.localstack import find_free_port
 from cancelguard.processes import ServiceProcesses, settings_env
 from cancelguard.simulator.scenario import Scenario, Story, generate
-from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
+from cancelguard.v1 import metrics_pb2, orders_pb2
 
 pytestmark = pytest.mark.e2e
 
@@ -48,9 +50,10 @@ class Pipeline:
         self.services = services
         self.scenario = scenario
         self.now = now
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}")
-        self.orders = orders_pb2_grpc.OrderServiceStub(self.channel)
-        self.metrics = metrics_pb2_grpc.MetricsServiceStub(self.channel)
+        self.client = AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN)
+        self.channel = self.client.channel
+        self.orders = self.client.orders
+        self.metrics = self.client.metrics
 
     def order_with(self, story: Story) -> tuple[str, str, str]:
         return next(k for k, s in sorted(self.scenario.stories.items()) if s is story)
@@ -58,7 +61,7 @@ class Pipeline:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def pipeline(
-    kafka_bootstrap: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory, callers_file: Path
 ) -> AsyncIterator[Pipeline]:
     """The services once for this module, in their own topics and schema."""
     namespace = f"e2e{uuid.uuid4().hex[:8]}"
@@ -75,6 +78,7 @@ async def pipeline(
         ingestion_metrics_port=0,
         metrics_metrics_port=0,
         batch_timeout_ms=50,
+        api_callers_file=str(callers_file),
     )
     services = ServiceProcesses(settings, tmp_path_factory.mktemp("logs"))
     services.start()
@@ -208,7 +212,9 @@ async def test_a_shipped_order_with_a_request_gets_return_advice(pipeline: Pipel
     ("request_", "code", "reason", "field"),
     [
         (
-            orders_pb2.GetOrderRequest(seller_account="s", marketplace_id="NOPE", amazon_order_id="1"),
+            orders_pb2.GetOrderRequest(
+                seller_account="A1DEMOSELLERUS", marketplace_id="NOPE", amazon_order_id="1"
+            ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "UNKNOWN_MARKETPLACE",
             "marketplace_id",
@@ -221,7 +227,7 @@ async def test_a_shipped_order_with_a_request_gets_return_advice(pipeline: Pipel
         ),
         (
             orders_pb2.GetOrderRequest(
-                seller_account="s", marketplace_id="ATVPDKIKX0DER", amazon_order_id="404-0-0"
+                seller_account="A1DEMOSELLERUS", marketplace_id="ATVPDKIKX0DER", amazon_order_id="404-0-0"
             ),
             grpc.StatusCode.NOT_FOUND,
             "NOT_FOUND",
@@ -229,7 +235,7 @@ async def test_a_shipped_order_with_a_request_gets_return_advice(pipeline: Pipel
         ),
         (
             metrics_pb2.GetCancellationRateRequest(
-                seller_account="s", marketplace_id="ATVPDKIKX0DER", window_days=30
+                seller_account="A1DEMOSELLERUS", marketplace_id="ATVPDKIKX0DER", window_days=30
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_ARGUMENT",
@@ -237,7 +243,7 @@ async def test_a_shipped_order_with_a_request_gets_return_advice(pipeline: Pipel
         ),
         (
             orders_pb2.ListCancellationRequestsRequest(
-                seller_account="s", marketplace_id="ATVPDKIKX0DER", page_token="bm90IGEgdG9rZW4="
+                seller_account="A1DEMOSELLERUS", marketplace_id="ATVPDKIKX0DER", page_token="bm90IGEgdG9rZW4="
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "BAD_PAGE_TOKEN",
@@ -551,23 +557,45 @@ def _messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Messa
     return st.fixed_dictionaries(fields).map(build)
 
 
-def _call_raw(channel: grpc.Channel, service: str, method: str, payload: bytes) -> grpc.StatusCode:
-    call = channel.unary_unary(f"/{service}/{method}", request_serializer=None, response_deserializer=None)
+AUTH = (("authorization", f"Bearer {DEMO_TOKEN}"),)
+
+
+def _call_raw(
+    channel: grpc.Channel, service: str, method: str, payload: bytes, streaming: bool
+) -> grpc.StatusCode:
     try:
-        call(payload, timeout=10)
+        if streaming:  # a watch: its first message, or its error; a quiet live watch is not an error
+            call = channel.unary_stream(
+                f"/{service}/{method}", request_serializer=None, response_deserializer=None
+            )
+            replies = call(payload, timeout=3, metadata=AUTH)
+            try:
+                next(iter(replies), None)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise
+            replies.cancel()
+        else:
+            call = channel.unary_unary(
+                f"/{service}/{method}", request_serializer=None, response_deserializer=None
+            )
+            call(payload, timeout=10, metadata=AUTH)
     except grpc.RpcError as err:
         return err.code()
     return grpc.StatusCode.OK
 
 
 @st.composite
-def _fuzzed_call(draw: st.DrawFn) -> tuple[str, str, bytes]:
+def _fuzzed_call(draw: st.DrawFn) -> tuple[str, MethodDescriptor, bytes]:
     service, method = draw(st.sampled_from(METHODS))
     if draw(st.booleans()):
-        payload = draw(_messages(method.input_type)).SerializeToString()
+        message = draw(_messages(method.input_type))
+        if "keepalive_seconds" in method.input_type.fields_by_name:  # a watch answers within a second
+            message.keepalive_seconds = 1  # type: ignore[attr-defined]
+        payload = message.SerializeToString()
     else:  # raw bytes on the wire: invalid UTF-8, truncated fields, garbage
         payload = draw(st.binary(max_size=200))
-    return service, method.name, payload
+    return service, method, payload
 
 
 def test_fuzzed_requests_to_every_method_get_only_documented_codes(pipeline: Pipeline) -> None:
@@ -575,12 +603,12 @@ def test_fuzzed_requests_to_every_method_get_only_documented_codes(pipeline: Pip
     seen: list[tuple[str, str, grpc.StatusCode, bytes]] = []
 
     @given(_fuzzed_call())
-    @hypothesis_settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
-    def probe(call: tuple[str, str, bytes]) -> None:
+    @hypothesis_settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+    def probe(call: tuple[str, MethodDescriptor, bytes]) -> None:
         service, method, payload = call
-        code = _call_raw(channel, service, method, payload)
-        seen.append((service, method, code, payload))
-        assert code in DOCUMENTED_CODES, f"{method} answered {code.name} to {payload[:200]!r}"
+        code = _call_raw(channel, service, method.name, payload, method.server_streaming)
+        seen.append((service, method.name, code, payload))
+        assert code in DOCUMENTED_CODES, f"{method.name} answered {code.name} to {payload[:200]!r}"
 
     try:
         probe()
@@ -603,35 +631,39 @@ def test_fuzzed_requests_to_every_method_get_only_documented_codes(pipeline: Pip
         (
             "GetOrder",
             orders_pb2.GetOrderRequest(
-                seller_account="A1", marketplace_id="ATVPDKIKX0DER ", amazon_order_id="1"
+                seller_account="A1DEMOSELLERUS", marketplace_id="ATVPDKIKX0DER ", amazon_order_id="1"
             ),
             "BAD_IDENTIFIER",
         ),
         (
             "GetOrder",
             orders_pb2.GetOrderRequest(
-                seller_account="A1", marketplace_id="ATVPDKIKX0DER", amazon_order_id="9" * 2**20
+                seller_account="A1DEMOSELLERUS", marketplace_id="ATVPDKIKX0DER", amazon_order_id="9" * 2**20
             ),
             "BAD_IDENTIFIER",
         ),
         (
             "GetCancellationRate",
             metrics_pb2.GetCancellationRateRequest(
-                seller_account="A1", marketplace_id="ATVPDKIKX0DER", as_of=Timestamp(seconds=-62_135_596_800)
+                seller_account="A1DEMOSELLERUS",
+                marketplace_id="ATVPDKIKX0DER",
+                as_of=Timestamp(seconds=-62_135_596_800),
             ),
             "TIME_OUT_OF_RANGE",
         ),
         (
             "GetCancellationRate",
             metrics_pb2.GetCancellationRateRequest(
-                seller_account="A1", marketplace_id="ATVPDKIKX0DER", as_of=Timestamp(seconds=253_402_300_799)
+                seller_account="A1DEMOSELLERUS",
+                marketplace_id="ATVPDKIKX0DER",
+                as_of=Timestamp(seconds=253_402_300_799),
             ),
             "TIME_OUT_OF_RANGE",
         ),
         (
             "ListCancellationRequests",
             orders_pb2.ListCancellationRequestsRequest(
-                seller_account="A1",
+                seller_account="A1DEMOSELLERUS",
                 marketplace_id="ATVPDKIKX0DER",
                 page_token=base64.urlsafe_b64encode(b'{"s": {"s": {"s": [[[[1]]]]}}}').decode(),
             ),
@@ -640,7 +672,9 @@ def test_fuzzed_requests_to_every_method_get_only_documented_codes(pipeline: Pip
         (
             "GetRollOff",
             metrics_pb2.GetRollOffRequest(
-                seller_account="A1", marketplace_id="ATVPDKIKX0DER", expected_daily_orders=float("nan")
+                seller_account="A1DEMOSELLERUS",
+                marketplace_id="ATVPDKIKX0DER",
+                expected_daily_orders=float("nan"),
             ),
             "OUT_OF_RANGE",
         ),
@@ -676,6 +710,6 @@ async def test_invalid_utf8_on_the_wire_is_invalid_argument(pipeline: Pipeline) 
         "/cancelguard.v1.OrderService/GetOrder", request_serializer=None, response_deserializer=None
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call(payload)
+        await call(payload, metadata=AUTH)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid GetOrder request" in (err.value.details() or "")

@@ -22,12 +22,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo import publish
+from cancelguard.demo_credentials import DEMO_TOKEN, write_demo_callers
 from cancelguard.localstack import KafkaDist, LocalKafka, LocalPostgres, LocalStackError, find_free_port
 from cancelguard.processes import ServiceProcesses, health_port, health_status
 from cancelguard.simulator.scenario import Scenario, generate
-from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc
+from cancelguard.v1 import metrics_pb2
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +37,7 @@ OUTAGE_S = 30
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-def _settings(kafka_bootstrap: str, postgres_dsn: str) -> Settings:
+def _settings(kafka_bootstrap: str, postgres_dsn: str, own_dir: Path) -> Settings:
     namespace = f"e2e{uuid.uuid4().hex[:8]}"
     return Settings(
         kafka_bootstrap=kafka_bootstrap,
@@ -52,6 +54,7 @@ def _settings(kafka_bootstrap: str, postgres_dsn: str) -> Settings:
         batch_timeout_ms=50,
         probe_interval_s=0.5,
         outage_limit_s=120,
+        api_callers_file=str(write_demo_callers(own_dir / "callers.toml")),
     )
 
 
@@ -67,8 +70,8 @@ async def _until_health(settings: Settings, names: tuple[str, ...], want: int, t
 
 
 async def _rates(settings: Settings, scenario: Scenario) -> dict[tuple[str, str], tuple[int, int]]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
-        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+    async with AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN) as api:
+        stub = api.metrics
         seen = {}
         for seller, mkt in scenario.expected():
             r = await stub.GetCancellationRate(
@@ -138,7 +141,7 @@ async def test_postgres_away_for_30s_the_services_stay_up_not_serving_and_end_ex
 ) -> None:
     postgres = LocalPostgres(own_dir / "postgres", port=find_free_port(), say=lambda _: None)
     dsn = postgres.start()
-    settings = _settings(kafka_bootstrap, dsn)
+    settings = _settings(kafka_bootstrap, dsn, own_dir)
     services = ServiceProcesses(settings, own_dir / "logs")
     scenario = generate(datetime.now(UTC), seed=31)
     first, second = _halves(scenario)
@@ -177,7 +180,7 @@ async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recover
         own_dir / "kafka", port=port, controller_port=find_free_port(), dist=dist, say=lambda _: None
     )
     bootstrap = broker.start()
-    settings = _settings(bootstrap, postgres_dsn)
+    settings = _settings(bootstrap, postgres_dsn, own_dir)
     services = ServiceProcesses(settings, own_dir / "logs")
     scenario = generate(datetime.now(UTC), seed=32)
     first, second = _halves(scenario)

@@ -8,14 +8,15 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import grpc
 import pytest
 
 from cancelguard import db
+from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
+from cancelguard.demo_credentials import DEMO_TOKEN
 from cancelguard.localstack import find_free_port
 from cancelguard.processes import ServiceProcesses
-from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc
+from cancelguard.v1 import metrics_pb2
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ CALLS = 200
 
 
 async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
-    kafka_bootstrap: str, postgres_dsn: str, tmp_path: Path
+    kafka_bootstrap: str, postgres_dsn: str, tmp_path: Path, callers_file: Path
 ) -> None:
     schema = f"e2e{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -34,14 +35,15 @@ async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
         api_port=find_free_port(),
         api_metrics_port=0,
         shutdown_grace_s=20,
+        api_callers_file=str(callers_file),
     )
     await db.migrate(dsn=postgres_dsn, schema=schema)
     services = ServiceProcesses(settings, tmp_path)
     services.start(("api",))
     try:
         await services.wait_healthy(timeout=60)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
-            stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+        async with AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN) as api:
+            stub = api.metrics
             request = metrics_pb2.GetRollOffRequest(
                 seller_account="A1DEMOSELLERUS", marketplace_id="ATVPDKIKX0DER"
             )

@@ -274,3 +274,86 @@ def cancels_by_order(items: Iterable[tuple[str, str, CancelReason]]) -> list[Ord
     for order_id, item_id, reason in items:
         grouped.setdefault(order_id, []).append(ItemCancel(item_id, reason))
     return [OrderCancel(order_id, tuple(found)) for order_id, found in grouped.items()]
+
+
+# --- the schema's rules ------------------------------------------------------------------------------
+
+_ENVELOPE_ORDER = ("Header", "MessageType", "Message")
+_ACK_ORDER = ("AmazonOrderID", "MerchantOrderID", "StatusCode", "Item")
+_ITEM_ORDER = ("AmazonOrderItemCode", "MerchantOrderItemID", "CancelReason")
+_REQUIRED_ACK = ("AmazonOrderID", "StatusCode")
+_REASONS = frozenset(r.value for r in CancelReason)
+
+
+def _in_order(element: ET.Element, order: tuple[str, ...], where: str) -> list[str]:
+    """Children known, in the sequence the schema gives, each single element at most once."""
+    problems = []
+    last = -1
+    for child in element:
+        if child.tag not in order:
+            problems.append(f"{where}: unexpected element {child.tag}")
+            continue
+        at = order.index(child.tag)
+        if at < last or (at == last and child.tag not in ("Message", "Item")):
+            problems.append(f"{where}: {child.tag} out of the schema's order")
+        last = at
+    return problems
+
+
+def check_order_acknowledgement_feed(data: bytes) -> list[str]:
+    """What breaks OrderAcknowledgement.xsd (release_1_9) and the amzn-envelope in an order
+    acknowledgement feed: element order and presence, StatusCode and CancelReason values, MessageIDs;
+    and the cancel convention: a Failure acknowledgement names every item it cancels with a reason.
+    Empty when the document is valid."""
+    try:
+        root = _parse(data, "order acknowledgement feed")
+    except FeedFormatError as exc:
+        return [str(exc)]
+    if root.tag != "AmazonEnvelope":
+        return [f"root element is {root.tag}, expected AmazonEnvelope"]
+    problems = _in_order(root, _ENVELOPE_ORDER, "AmazonEnvelope")
+    header = root.find("Header")
+    if header is None or [c.tag for c in header] != ["DocumentVersion", "MerchantIdentifier"]:
+        problems.append("AmazonEnvelope/Header: DocumentVersion then MerchantIdentifier expected")
+    elif not (header.findtext("MerchantIdentifier") or "").strip():
+        problems.append("AmazonEnvelope/Header/MerchantIdentifier is empty")
+    if (root.findtext("MessageType") or "").strip() != "OrderAcknowledgement":
+        problems.append("AmazonEnvelope/MessageType must be OrderAcknowledgement")
+    messages = root.findall("Message")
+    if not messages:
+        problems.append("AmazonEnvelope: no Message")
+    ids: set[str] = set()
+    for n, message in enumerate(messages, 1):
+        where = f"AmazonEnvelope/Message[{n}]"
+        message_id = (message.findtext("MessageID") or "").strip()
+        if not message_id.isdigit() or int(message_id) < 1:
+            problems.append(f"{where}/MessageID must be a positive integer")
+        elif message_id in ids:
+            problems.append(f"{where}/MessageID {message_id} is not unique")
+        ids.add(message_id)
+        ack = message.find("OrderAcknowledgement")
+        if ack is None or [c.tag for c in message] != ["MessageID", "OrderAcknowledgement"]:
+            problems.append(f"{where}: MessageID then OrderAcknowledgement expected")
+            continue
+        where += "/OrderAcknowledgement"
+        problems += _in_order(ack, _ACK_ORDER, where)
+        problems += [
+            f"{where}: missing {tag}" for tag in _REQUIRED_ACK if not (ack.findtext(tag) or "").strip()
+        ]
+        status = (ack.findtext("StatusCode") or "").strip()
+        if status not in ("Success", "Failure"):
+            problems.append(f"{where}/StatusCode {status!r} is not Success or Failure")
+        items = ack.findall("Item")
+        if status == "Failure" and not items:
+            problems.append(f"{where}: a cancel (StatusCode Failure) names the items it cancels")
+        for i, item in enumerate(items, 1):
+            at = f"{where}/Item[{i}]"
+            problems += _in_order(item, _ITEM_ORDER, at)
+            if not (item.findtext("AmazonOrderItemCode") or "").strip():
+                problems.append(f"{at}: missing AmazonOrderItemCode")
+            reason = item.findtext("CancelReason")
+            if reason is not None and reason.strip() not in _REASONS:
+                problems.append(f"{at}/CancelReason {reason.strip()!r} is not one of the schema's")
+            if status == "Failure" and reason is None:
+                problems.append(f"{at}: a cancelled item needs a CancelReason")
+    return problems

@@ -35,7 +35,14 @@ def timestamp(dt: datetime | None) -> Timestamp | None:
     return ts
 
 
-def order_message(order: m.Order, attribution: Attribution, action: Recommendation) -> orders_pb2.Order:
+def order_message(
+    order: m.Order,
+    attribution: Attribution,
+    action: Recommendation,
+    *,
+    answered_at: datetime | None = None,
+    answered_by: str = "",
+) -> orders_pb2.Order:
     msg = orders_pb2.Order(
         seller_account=order.key.seller_account,
         marketplace_id=order.key.marketplace_id,
@@ -76,7 +83,7 @@ def order_message(order: m.Order, attribution: Attribution, action: Recommendati
             cancelled_by=_BY[item.cancellation.cancelled_by] if item.cancellation else 0,
             cancel_reason=item.cancellation.reason if item.cancellation else "",
         )
-    request_msg = cancellation_request(order)
+    request_msg = cancellation_request(order, answered_at=answered_at, answered_by=answered_by)
     if request_msg is not None:
         msg.cancellation_request.CopyFrom(request_msg)
     return msg
@@ -99,27 +106,34 @@ def day_timestamp(day: date | None) -> Timestamp | None:
     return timestamp(datetime.combine(day, time(), UTC)) if day is not None else None
 
 
-def cancellation_request(order: m.Order) -> orders_pb2.CancellationRequest | None:
+def cancellation_request(
+    order: m.Order, *, answered_at: datetime | None = None, answered_by: str = ""
+) -> orders_pb2.CancellationRequest | None:
     kind = orders_pb2.CancellationRequest.Kind
     if order.has_formal_request:
         sources = sorted({s.value for r in order.formal_requests() for s in r.sources})
-        return orders_pb2.CancellationRequest(
+        msg = orders_pb2.CancellationRequest(
             kind=kind.KIND_FORMAL,
             open=order.has_open_formal_request,
             buyer_reason=order.buyer_cancel_reason,
             requested_at=timestamp(order.first_formal_request_at),
             seen_in=sources,
         )
-    if order.informal_requests:
+    elif order.informal_requests:
         first = order.informal_requests[0]
-        return orders_pb2.CancellationRequest(
+        msg = orders_pb2.CancellationRequest(
             kind=kind.KIND_INFORMAL,
             open=not order.is_canceled,
             requested_at=timestamp(first.requested_at),
             seen_in=[m.Source.BUYER_MESSAGE.value],
             language=first.language,
         )
-    return None
+    else:
+        return None
+    if answered_at is not None:
+        msg.answered_at.CopyFrom(timestamp(answered_at))
+        msg.answered_by = answered_by
+    return msg
 
 
 def rate_message(
@@ -143,3 +157,18 @@ def rate_message(
         warning_level=float(policy.warning),
         computed_at=timestamp(computed_at),
     )
+
+
+def embedded(field_number: int, payload: bytes) -> bytes:
+    """`payload` as a length-delimited field of a message: concatenating such pieces is the message
+    (protobuf's wire format), so cached serialized parts need no parsing to be sent again."""
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

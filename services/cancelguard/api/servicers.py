@@ -1,208 +1,482 @@
-"""The gRPC servicers: validate, read from the store, apply the domain rules, convert.
+"""The gRPC servicers: validate, read (through the cache) or write, apply the domain rules, convert.
 
-Handlers stay thin; the rules live in cancelguard.domain and the SQL in cancelguard.metrics.store.
+Handlers stay thin: the rules live in cancelguard.domain, the SQL in cancelguard.metrics.store (reads)
+and api.records (the API's own tables); authentication, authorization, errors and telemetry are the
+wiring's (`api.wiring`), for every method alike.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
 import grpc
-from prometheus_client import Counter, Histogram
+from google.protobuf.message import Message
 
-from cancelguard import db
-from cancelguard.api import convert, validation
-from cancelguard.api.errors import ApiError, abort, invalid, not_found
-from cancelguard.api.wiring import Undecodable
+from cancelguard.amazon.feed_xml import (
+    ORDER_ACKNOWLEDGEMENT_FEED,
+    CancelReason,
+    build_cancel_feed,
+    cancels_by_order,
+    check_order_acknowledgement_feed,
+)
+from cancelguard.api import convert, errors, validation
+from cancelguard.api.cache import CachedOrder
+from cancelguard.api.errors import ApiError, invalid, not_found
+from cancelguard.api.reads import Cursor, Reads
+from cancelguard.api.records import NewRequest, Records
+from cancelguard.api.watch import Watchers
+from cancelguard.api.wiring import current_call
+from cancelguard.api.writes import Writes, fingerprint
+from cancelguard.domain import lifecycle
 from cancelguard.domain.actions import Intent, recommend
-from cancelguard.domain.attribution import attribute
-from cancelguard.domain.model import REASON_NO_INVENTORY, InvalidInput, Order, OrderKey
+from cancelguard.domain.decisions import CancelRefused, decide_cancellation
+from cancelguard.domain.model import (
+    InvalidInput,
+    ItemObservation,
+    Order,
+    OrderEvent,
+    OrderKey,
+    OrderSnapshot,
+    SellerCancellationSubmitted,
+    ShippingLabelPurchased,
+    Source,
+)
 from cancelguard.domain.policy import CancellationPolicy, PolicyBook
 from cancelguard.domain.projection import roll_off, what_if
 from cancelguard.domain.suppression import suppression_risks
 from cancelguard.domain.windows import (
     BUCKET,
-    CancellationRate,
+    DAY,
+    RateStatus,
     Window,
     WindowKind,
+    amazon_window,
     bucket_start,
+    cancellation_rate,
+    day_start,
     live_window,
-    rate_status,
     window_for,
 )
-from cancelguard.metrics.store import Store, open_request
+from cancelguard.ingestion.adapters.buyer_messages import MAX_MESSAGE_TEXT, parse_buyer_message
+from cancelguard.metrics.store import OrderRecord, Store
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
 log = logging.getLogger("cancelguard.api")
 
-RPCS = Counter("cancelguard_api_rpcs_total", "RPCs handled", ["method", "code"])
-RPC_SECONDS = Histogram(
-    "cancelguard_api_rpc_seconds",
-    "RPC latency",
-    ["method"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-)
-
-R = TypeVar("R")
-
-_STORE_UNAVAILABLE = ApiError(
-    grpc.StatusCode.UNAVAILABLE,
-    "STORE_UNAVAILABLE",
-    "the order store is not reachable right now; retry shortly",
-)
-_SCHEMA_MISSING = ApiError(
-    grpc.StatusCode.UNAVAILABLE,
-    "SCHEMA_MISSING",
-    "the database schema is not there yet: start the metrics service (it applies the migrations) "
-    "or run `cancelguard migrate`",
-)
-_INVALID_VALUE = ApiError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_VALUE", "a request value is not valid")
-_INTERNAL = ApiError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; it was logged")
+CANCEL_REASONS = tuple(r.value for r in CancelReason)
+LIST_SCAN = 2000  # orders one ListOrders call reads at most: a filtered page may come back short
+_SEVERITY = {RateStatus.AT_RISK: 0, RateStatus.WARNING: 1, RateStatus.GOOD: 2}
 
 
-def error_for(exc: Exception, method: str) -> ApiError:
-    """The documented answer to a failure. Only a bug of ours is INTERNAL (and is logged with its trace)."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, InvalidInput):  # a domain rule refused a value the validation let through
-        return ApiError(grpc.StatusCode.INVALID_ARGUMENT, exc.reason, str(exc))
-    if db.is_transient(exc):  # health says so too (one warning per outage): nothing logged per call
-        return _STORE_UNAVAILABLE
-    if isinstance(exc, asyncpg.UndefinedTableError):
-        log.error("schema missing", extra={"method": method, "error": str(exc)})
-        return _SCHEMA_MISSING
-    if db.is_record_error(exc):  # Postgres refused a value: bad input that got past validation
-        log.warning("store refused a request value", extra={"method": method, "error": str(exc)[:500]})
-        return _INVALID_VALUE
-    log.error("unexpected error", exc_info=exc, extra={"method": method})
-    return _INTERNAL
-
-
-def rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-    """Times the call and answers every failure with its documented status and an ErrorInfo."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        start = time.perf_counter()
-        code = "OK"
-        try:
-            if isinstance(request, Undecodable):
-                raise ApiError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "UNDECODABLE_REQUEST",
-                    f"the request is not a valid {name} request message: {request.error}",
-                )
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            error = error_for(exc, name)
-            code = error.code.name
-            await abort(context, error)
-        finally:
-            RPCS.labels(name, code).inc()
-            RPC_SECONDS.labels(name).observe(time.perf_counter() - start)
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-async def _rate(
-    store: Store, seller: str, marketplace_id: str, window: Window, policy: CancellationPolicy
-) -> CancellationRate:
-    orders, cancellations = await store.bucket_totals(seller, marketplace_id, window.start, window.end)
-    return CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
+def deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """What is left of the call's deadline, for the store: the statement is cancelled when it runs out."""
+    left = context.time_remaining()
+    return None if left is None else max(0.001, left)
 
 
 class OrderService(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, store: Store, policies: PolicyBook, page_tokens: validation.PageTokens) -> None:
-        self.store = store
+    def __init__(
+        self,
+        reads: Reads,
+        records: Records,
+        writes: Writes,
+        watchers: Watchers,
+        policies: PolicyBook,
+        page_tokens: validation.PageTokens,
+    ) -> None:
+        self.reads = reads
+        self.records = records
+        self.writes = writes
+        self.watchers = watchers
         self.policies = policies
         self.page_tokens = page_tokens
 
-    async def _order(
-        self, request: orders_pb2.GetOrderRequest | orders_pb2.EvaluateCancellationRequest
-    ) -> tuple[CancellationPolicy, Order]:
+    def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
         policy = validation.policy(self.policies, request.marketplace_id)
-        key = OrderKey(
+        return policy, OrderKey(
             validation.identifier(request.seller_account, "seller_account"),
             request.marketplace_id,
             validation.identifier(request.amazon_order_id, "amazon_order_id"),
         )
-        order = await self.store.get_order(key)
-        if order is None:
-            raise not_found(
-                f"order {key.amazon_order_id}",
-                {"seller_account": key.seller_account, "marketplace_id": key.marketplace_id},
-            )
-        return policy, order
 
-    @rpc
-    async def GetOrder(
-        self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
-    ) -> orders_pb2.Order:
-        policy, order = await self._order(request)
-        return convert.order_message(order, attribute(order, policy), recommend(order, policy))
+    async def _record(self, key: OrderKey, context: grpc.aio.ServicerContext) -> OrderRecord:
+        record = await self.reads.record(key, timeout=deadline(context))
+        if record is None:
+            raise _order_not_found(key)
+        return record
 
-    @rpc
+    async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> bytes:
+        _, key = self._key(request)
+        found = await self.reads.entries(
+            key.seller_account, key.marketplace_id, [key.amazon_order_id], timeout=deadline(context)
+        )
+        entry = found.get(key.amazon_order_id)
+        if entry is None:
+            raise _order_not_found(key)
+        return entry.message
+
     async def ListCancellationRequests(
         self, request: orders_pb2.ListCancellationRequestsRequest, context: grpc.aio.ServicerContext
-    ) -> orders_pb2.ListCancellationRequestsResponse:
-        policy = validation.policy(self.policies, request.marketplace_id)
+    ) -> bytes:
+        validation.policy(self.policies, request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         size = validation.page_size(request.page_size)
-        query = {"rpc": "ListCancellationRequests", "seller": seller, "marketplace": request.marketplace_id}
-        after = None
+        mkt = request.marketplace_id
+        query = {"rpc": "ListCancellationRequests", "seller": seller, "marketplace": mkt}
+        cursor = None
         if request.page_token:
             position = self.page_tokens.decode(request.page_token, query)
-            after = (datetime.fromisoformat(position["at"]), position["id"])
-        orders = await self.store.open_requests(seller, request.marketplace_id, after=after, limit=size + 1)
-        response = orders_pb2.ListCancellationRequestsResponse()
-        for order in orders[:size]:
-            response.orders.append(
-                convert.order_message(order, attribute(order, policy), recommend(order, policy))
-            )
-        if len(orders) > size:
-            last = orders[size - 1]
-            request_at = open_request(last)
-            assert request_at is not None  # the store listed it for its open request
-            response.next_page_token = self.page_tokens.encode(
-                query, {"at": request_at[1].isoformat(), "id": last.key.amazon_order_id}
-            )
-        return response
+            cursor = Cursor("A", datetime.fromisoformat(position["at"]), mkt, position["id"])
+        timeout = deadline(context)
+        listed = []
+        async for _, _, row in self.reads.listed(seller, [mkt], cursor, phases="A", timeout=timeout):
+            listed.append(row)
+            if len(listed) > size:
+                break
+        page = listed[:size]
+        entries = await self.reads.entries(seller, mkt, [r.amazon_order_id for r in page], timeout=timeout)
+        out = b"".join(
+            convert.embedded(1, entries[r.amazon_order_id].message)
+            for r in page
+            if r.amazon_order_id in entries
+        )
+        if len(listed) > size:
+            last = page[-1]
+            token = self.page_tokens.encode(query, {"at": last.at.isoformat(), "id": last.amazon_order_id})
+            out += convert.embedded(2, token.encode())
+        return out
 
-    @rpc
+    async def ListOrders(
+        self, request: orders_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        seller = validation.identifier(request.seller_account, "seller_account")
+        size = validation.page_size(request.page_size)
+        now = datetime.now(UTC)
+        if request.marketplace_id:
+            validation.policy(self.policies, request.marketplace_id)
+        actions = []
+        for n, code in enumerate(request.actions):
+            if code not in orders_pb2.RecommendedAction.Code.values() or code == 0:
+                raise invalid(f"actions[{n}]", f"unknown action {code}", reason="UNKNOWN_VALUE")
+            actions.append(code)
+        wanted = frozenset(actions)
+        review = request.needs_review if request.HasField("needs_review") else None
+        after = validation.timestamp(request, "purchased_after", now)
+        before = validation.timestamp(request, "purchased_before", now)
+        query = {
+            "rpc": "ListOrders",
+            "seller": seller,
+            "marketplace": request.marketplace_id,
+            "actions": ",".join(map(str, sorted(wanted))),
+            "review": str(review),
+            "after": after.isoformat() if after else "",
+            "before": before.isoformat() if before else "",
+        }
+        cursor = None
+        if request.page_token:
+            p = self.page_tokens.decode(request.page_token, query)
+            cursor = Cursor(p["ph"], datetime.fromisoformat(p["at"]), p["m"], p["id"])
+        timeout = deadline(context)
+        marketplaces = (
+            [request.marketplace_id] if request.marketplace_id else await self._marketplaces(seller, timeout)
+        )
+        chosen: list[bytes] = []
+        scanned = 0
+        last: tuple[str, str, Any] | None = None
+        more = False
+        batch: list[tuple[str, str, Any]] = []
+        stream = self.reads.listed(seller, marketplaces, cursor, purchased=(after, before), timeout=timeout)
+        async for item in stream:
+            if len(chosen) >= size or scanned >= LIST_SCAN:
+                more = True
+                break
+            batch.append(item)
+            scanned += 1
+            if len(batch) >= 100:
+                last = await self._pick(seller, batch, wanted, review, chosen, size, timeout) or last
+                batch = []
+        if batch:
+            last = await self._pick(seller, batch, wanted, review, chosen, size, timeout) or last
+        out = b"".join(convert.embedded(1, m) for m in chosen)
+        if more and last is not None:
+            phase, mkt, row = last
+            token = self.page_tokens.encode(
+                query, {"ph": phase, "at": row.at.isoformat(), "m": mkt, "id": row.amazon_order_id}
+            )
+            out += convert.embedded(2, token.encode())
+        return out
+
+    async def _pick(
+        self,
+        seller: str,
+        batch: list[tuple[str, str, Any]],
+        wanted: frozenset[int],
+        review: bool | None,
+        chosen: list[bytes],
+        size: int,
+        timeout: float | None,
+    ) -> tuple[str, str, Any] | None:
+        """Add the batch's orders that pass the filters to `chosen` (up to `size`); the last one looked at."""
+        by_mkt: dict[str, list[str]] = {}
+        for _, mkt, row in batch:
+            by_mkt.setdefault(mkt, []).append(row.amazon_order_id)
+        entries: dict[tuple[str, str], CachedOrder] = {}
+        for mkt, ids in by_mkt.items():
+            for order_id, entry in (await self.reads.entries(seller, mkt, ids, timeout=timeout)).items():
+                entries[(mkt, order_id)] = entry
+        last = None
+        for item in batch:
+            if len(chosen) >= size:
+                break
+            last = item
+            found = entries.get((item[1], item[2].amazon_order_id))
+            if found is None:
+                continue
+            entry = found
+            if wanted and entry.action_code not in wanted:
+                continue
+            if review is not None and entry.needs_review is not review:
+                continue
+            chosen.append(entry.message)
+        return last
+
+    async def _marketplaces(self, seller: str, timeout: float | None) -> list[str]:
+        return [m for s, m in await self.reads.api.accounts([seller], timeout=timeout) if s == seller]
+
     async def EvaluateCancellation(
         self, request: orders_pb2.EvaluateCancellationRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.CancellationEvaluation:
         intent = _INTENTS.get(request.intent)
         if intent is None:
             raise invalid("intent", f"unknown value {request.intent}")
-        policy, order = await self._order(request)
-        key = order.key
+        policy, key = self._key(request)
+        order = (await self._record(key, context)).order
         now = datetime.now(UTC)
         window = live_window(now, hours=policy.live_window_hours)
-        current = await _rate(self.store, key.seller_account, key.marketplace_id, window, policy)
+        current = await self.reads.rate(
+            key.seller_account, key.marketplace_id, window, timeout=deadline(context)
+        )
         action = recommend(order, policy, intent=intent, current_rate=current, now=now)
         response = orders_pb2.CancellationEvaluation(action=convert.action_message(action))
         if action.projected_rate is not None and action.current_rate is not None:
-            response.current_rate.CopyFrom(
-                convert.rate_message(key.seller_account, key.marketplace_id, action.current_rate, policy, now)
-            )
-            response.projected_rate.CopyFrom(
-                convert.rate_message(
-                    key.seller_account, key.marketplace_id, action.projected_rate, policy, now
-                )
-            )
+            response.current_rate.CopyFrom(_rate_message(key, action.current_rate, policy, now))
+            response.projected_rate.CopyFrom(_rate_message(key, action.projected_rate, policy, now))
         return response
+
+    # --- the write side ---
+
+    async def DecideCancellation(
+        self, request: orders_pb2.DecideCancellationRequest, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        policy, key = self._key(request)
+        reason = validation.one_of(request.cancel_reason, "cancel_reason", CANCEL_REASONS)
+        items = validation.item_ids(request.order_item_ids)
+        validation.request_id(request.request_id)
+        timeout = deadline(context)
+
+        async def decide() -> tuple[Message, OrderEvent]:
+            order = (await self._record(key, context)).order
+            now = datetime.now(UTC)
+            window = live_window(now, hours=policy.live_window_hours)
+            current = await self.reads.rate(key.seller_account, key.marketplace_id, window, timeout=timeout)
+            try:
+                decision = decide_cancellation(
+                    order, policy, cancel_reason=reason, order_item_ids=items, current_rate=current, at=now
+                )
+            except CancelRefused as refused:
+                raise _refusal(key, refused, policy, now) from None
+            feed = build_cancel_feed(
+                key.seller_account,
+                cancels_by_order(
+                    (key.amazon_order_id, i, CancelReason(reason)) for i in decision.order_item_ids
+                ),
+            )
+            problems = check_order_acknowledgement_feed(feed)
+            if problems:  # our own document: a bug, never the caller's fault
+                raise RuntimeError(f"the cancel feed breaks the schema: {problems}")
+            event = _seller_event(
+                key,
+                now,
+                "decision",
+                request.request_id,
+                SellerCancellationSubmitted(reason, decision.order_item_ids),
+            )
+            response = orders_pb2.DecideCancellationResponse(
+                cancel_reason=reason,
+                order_item_ids=decision.order_item_ids,
+                counts_against_cr=decision.counts_against_cr,
+                explanation=decision.explanation,
+                current_rate=_rate_message(key, decision.current_rate, policy, now),
+                projected_rate=_rate_message(key, decision.projected_rate, policy, now),
+                feed_type=ORDER_ACKNOWLEDGEMENT_FEED,
+                feed_document=feed.decode(),
+                decided_at=convert.timestamp(now),
+                event_id=event.event_id,
+            )
+            return response, event
+
+        return await self.writes.once(current_call(), request, decide, timeout=timeout)
+
+    async def RecordLabelPurchased(
+        self, request: orders_pb2.RecordLabelPurchasedRequest, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        _, key = self._key(request)
+        validation.request_id(request.request_id)
+        now = datetime.now(UTC)
+        at = validation.timestamp(request, "purchased_at", now) or now
+        timeout = deadline(context)
+
+        async def record() -> tuple[Message, OrderEvent]:
+            current = await self._record(key, context)
+            event = _seller_event(key, at, "label", request.request_id, ShippingLabelPurchased())
+            order = self.reads.entry(_applied(current, event))
+            response = orders_pb2.RecordLabelPurchasedResponse(event_id=event.event_id)
+            response.order.ParseFromString(order.message)
+            return response, event
+
+        return await self.writes.once(current_call(), request, record, timeout=timeout)
+
+    async def RecordShipment(
+        self, request: orders_pb2.RecordShipmentRequest, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        _, key = self._key(request)
+        validation.request_id(request.request_id)
+        now = datetime.now(UTC)
+        at = validation.timestamp(request, "shipped_at", now) or now
+        asked = {}
+        for n, item in enumerate(request.items):
+            item_id = validation.identifier(item.order_item_id, f"items[{n}].order_item_id")
+            if not 0 <= item.quantity_shipped <= 1_000_000:
+                raise invalid(f"items[{n}].quantity_shipped", "must be 0 to 1,000,000", reason="OUT_OF_RANGE")
+            asked[item_id] = item.quantity_shipped
+        timeout = deadline(context)
+
+        async def record() -> tuple[Message, OrderEvent]:
+            current = await self._record(key, context)
+            order = current.order
+            if order.purchased_at is None or not order.items:
+                raise errors.failed_precondition(
+                    "ORDER_NOT_SEEN",
+                    "cancelguard has not seen this order's purchase and items from Amazon yet",
+                )
+            unknown = [i for i in asked if i not in order.items]
+            if unknown:
+                raise invalid(
+                    "items", f"not items of this order: {', '.join(unknown[:5])}", reason="UNKNOWN_ITEM"
+                )
+            chosen = asked or dict.fromkeys(order.items, 0)
+            observed = tuple(
+                ItemObservation(i, quantity_shipped=q or order.items[i].quantity_ordered or 1)
+                for i, q in sorted(chosen.items())
+            )
+            event = _seller_event(
+                key,
+                at,
+                "shipment",
+                request.request_id,
+                OrderSnapshot(purchased_at=order.purchased_at, items=observed),
+            )
+            response = orders_pb2.RecordShipmentResponse(event_id=event.event_id)
+            response.order.ParseFromString(self.reads.entry(_applied(current, event)).message)
+            return response, event
+
+        return await self.writes.once(current_call(), request, record, timeout=timeout)
+
+    async def SubmitBuyerMessage(
+        self, request: orders_pb2.SubmitBuyerMessageRequest, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        policy, key = self._key(request)
+        message_id = validation.identifier(request.message_id, "message_id", max_len=128)
+        validation.text(request.text, "text", max_len=MAX_MESSAGE_TEXT)
+        if not request.text.strip():
+            raise invalid("text", "is empty", reason="MISSING_FIELD")
+        validation.request_id(request.request_id)
+        now = datetime.now(UTC)
+        sent_at = validation.timestamp(request, "sent_at", now) or now
+        timeout = deadline(context)
+
+        async def classify() -> tuple[Message, OrderEvent | None]:
+            # the ingestion adapter's rule, so that the helpdesk's two ways in (topic, API) agree
+            event, verdict = parse_buyer_message(
+                {
+                    "message_id": message_id,
+                    "seller_account": key.seller_account,
+                    "marketplace_id": key.marketplace_id,
+                    "amazon_order_id": key.amazon_order_id,
+                    "sent_at": sent_at.isoformat(),
+                    "text": request.text,
+                },
+                observed_at=now,
+            )
+            current = await self.reads.record(key, timeout=timeout)
+            order = current.order if current is not None else Order(key)
+            if event is not None:
+                order = lifecycle.apply(order, event)
+            response = orders_pb2.SubmitBuyerMessageResponse(
+                is_cancel_request=verdict.is_cancel_request,
+                language=verdict.language,
+                explanation=verdict.explanation,
+                recommended_action=convert.action_message(recommend(order, policy)),
+                event_id=event.event_id if event is not None else "",
+            )
+            return response, event
+
+        return await self.writes.once(current_call(), request, classify, timeout=timeout, without=("text",))
+
+    async def MarkRequestAnswered(
+        self, request: orders_pb2.MarkRequestAnsweredRequest, context: grpc.aio.ServicerContext
+    ) -> bytes:
+        _, key = self._key(request)
+        request_id = validation.request_id(request.request_id)
+        now = datetime.now(UTC)
+        answered_at = validation.timestamp(request, "answered_at", now) or now
+        call = current_call()
+        timeout = deadline(context)
+        print_ = fingerprint(request)
+        stored = await self.records.find(call.caller.name, request_id, timeout=timeout)
+        if stored is None:
+            order = (await self._record(key, context)).order
+            answered = convert.cancellation_request(
+                order, answered_at=answered_at, answered_by=call.caller.name
+            )
+            if answered is None:
+                raise errors.failed_precondition(
+                    "NO_REQUEST", f"order {key.amazon_order_id} has no cancellation request to answer"
+                )
+            response = orders_pb2.MarkRequestAnsweredResponse(cancellation_request=answered)
+            new = NewRequest(call.caller.name, request_id, call.method, print_, response.SerializeToString())
+            if await self.records.answer(
+                new, key.seller_account, key.marketplace_id, key.amazon_order_id, answered_at, timeout=timeout
+            ):
+                return new.response
+        return await self.writes.once(call, request, _never, timeout=timeout)  # a retry: the stored answer
+
+    async def WatchCancellationRequests(
+        self, request: orders_pb2.WatchCancellationRequestsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[orders_pb2.WatchCancellationRequestsResponse]:
+        caller = current_call().caller
+        sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
+        if request.marketplace_id:
+            validation.policy(self.policies, request.marketplace_id)
+        keepalive = validation.in_range(request.keepalive_seconds, "keepalive_seconds", 1, 300, 30)
+        query = {
+            "rpc": "WatchCancellationRequests",
+            "caller": caller.name,
+            "seller": request.seller_account,
+            "marketplace": request.marketplace_id,
+        }
+        async for message in self.watchers.watch(
+            sellers, request.marketplace_id, query, request.resume_token, keepalive
+        ):
+            yield message
+
+
+async def _never() -> tuple[Message, OrderEvent | None]:
+    raise AssertionError("a recorded request is answered from its record")
 
 
 _INTENTS = {
@@ -210,6 +484,42 @@ _INTENTS = {
     orders_pb2.EvaluateCancellationRequest.INTENT_NO_INVENTORY: Intent.CANCEL_NO_INVENTORY,
     orders_pb2.EvaluateCancellationRequest.INTENT_BUYER_CANCELED: Intent.CANCEL_BUYER_CANCELED,
 }
+
+
+def _order_not_found(key: OrderKey) -> ApiError:
+    return not_found(
+        f"order {key.amazon_order_id}",
+        {"seller_account": key.seller_account, "marketplace_id": key.marketplace_id},
+    )
+
+
+def _seller_event(key: OrderKey, at: datetime, what: str, request_id: str, body: Any) -> OrderEvent:
+    # the id follows from the request: an event sent again is the same event
+    return OrderEvent(f"api-{what}:{request_id}", key, Source.SELLER, at, at, body)
+
+
+def _applied(record: OrderRecord, event: OrderEvent) -> OrderRecord:
+    return OrderRecord(lifecycle.apply(record.order, event), record.answered_at, record.answered_by)
+
+
+def _rate_message(
+    key: OrderKey, rate: Any, policy: CancellationPolicy, now: datetime
+) -> metrics_pb2.CancellationRate:
+    return convert.rate_message(key.seller_account, key.marketplace_id, rate, policy, now)
+
+
+def _refusal(key: OrderKey, refused: CancelRefused, policy: CancellationPolicy, now: datetime) -> ApiError:
+    metadata = {"amazon_order_id": key.amazon_order_id}
+    if refused.current_rate is not None and refused.projected_rate is not None:
+        for name, rate in (("current", refused.current_rate), ("projected", refused.projected_rate)):
+            metadata[f"{name}_cancelled_orders"] = str(rate.numerator)
+            metadata[f"{name}_total_orders"] = str(rate.denominator)
+            metadata[f"{name}_rate"] = f"{rate.rate:.6f}"
+    if refused.invalid:
+        return ApiError(
+            grpc.StatusCode.INVALID_ARGUMENT, refused.reason, refused.message, field="order_item_ids"
+        )
+    return errors.failed_precondition(refused.reason, refused.message, metadata)
 
 
 def _window(
@@ -237,11 +547,14 @@ def _as_of(request: Any, now: datetime) -> datetime:
 
 
 class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, store: Store, policies: PolicyBook) -> None:
+    def __init__(
+        self, reads: Reads, store: Store, policies: PolicyBook, page_tokens: validation.PageTokens
+    ) -> None:
+        self.reads = reads
         self.store = store
         self.policies = policies
+        self.page_tokens = page_tokens
 
-    @rpc
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRate:
@@ -249,23 +562,99 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
-        rate = await _rate(self.store, seller, request.marketplace_id, window, policy)
+        rate = await self.reads.rate(seller, request.marketplace_id, window, timeout=deadline(context))
         return convert.rate_message(seller, request.marketplace_id, rate, policy, now)
 
-    @rpc
+    async def ListCancellationRates(
+        self, request: metrics_pb2.ListCancellationRatesRequest, context: grpc.aio.ServicerContext
+    ) -> metrics_pb2.ListCancellationRatesResponse:
+        caller = current_call().caller
+        sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
+        size = validation.page_size(request.page_size)
+        now = datetime.now(UTC)
+        as_of = _as_of(request, now)
+        if request.window_kind != 0 and request.window_kind not in convert.WINDOW_FROM_PB:
+            raise invalid("window_kind", f"unknown value {request.window_kind}")
+        if request.window_days < 0:
+            raise invalid("window_days", "must be >= 0")
+        query = {
+            "rpc": "ListCancellationRates",
+            "caller": caller.name,
+            "seller": request.seller_account,
+            "kind": str(request.window_kind),
+            "days": str(request.window_days),
+            "as_of": as_of.isoformat() if request.HasField("as_of") else "",
+        }
+        offset = int(self.page_tokens.decode(request.page_token, query)["o"]) if request.page_token else 0
+        timeout = deadline(context)
+        rates = []
+        for seller, mkt in await self.reads.api.accounts(sellers, timeout=timeout):
+            try:
+                policy = self.policies.for_marketplace(mkt)
+                window = _window(policy, request.window_kind, request.window_days, as_of)
+            except (InvalidInput, ApiError):  # a marketplace we do not know, or without such a window
+                continue
+            rate = await self.reads.rate(seller, mkt, window, timeout=timeout)
+            rates.append((seller, mkt, rate, policy))
+        rates.sort(key=lambda r: (_SEVERITY[r[2].status], -r[2].rate, r[0], r[1]))
+        response = metrics_pb2.ListCancellationRatesResponse()
+        for seller, mkt, rate, policy in rates[offset : offset + size]:
+            response.rates.append(convert.rate_message(seller, mkt, rate, policy, now))
+        if offset + size < len(rates):
+            response.next_page_token = self.page_tokens.encode(query, {"o": str(offset + size)})
+        return response
+
+    async def GetCancellationRateHistory(
+        self, request: metrics_pb2.GetCancellationRateHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> metrics_pb2.GetCancellationRateHistoryResponse:
+        policy = validation.policy(self.policies, request.marketplace_id)
+        seller = validation.identifier(request.seller_account, "seller_account")
+        mkt = request.marketplace_id
+        days = validation.in_range(request.days, "days", 1, 400, 30)
+        now = datetime.now(UTC)
+        as_of = _as_of(request, now)
+        window_days = request.window_days or policy.primary_window_days
+        _window(policy, metrics_pb2.WINDOW_KIND_AMAZON_ALIGNED, window_days, as_of)  # the length exists here
+        last_day = day_start(as_of)
+        first_day = last_day - (days - 1) * DAY
+        windows = [
+            (
+                first_day + n * DAY,
+                amazon_window(first_day + n * DAY, days=window_days, lag_days=policy.amazon_window_lag_days),
+            )
+            for n in range(days)
+        ]
+        buckets = await self.store.buckets(seller, mkt, windows[0][1].start, windows[-1][1].end)
+        response = metrics_pb2.GetCancellationRateHistoryResponse()
+        for day, window in windows:
+            rate = cancellation_rate(window, buckets, policy)
+            response.days.add(
+                day=convert.timestamp(day), rate=convert.rate_message(seller, mkt, rate, policy, now)
+            )
+        return response
+
     async def ProjectCancellationRate(
         self, request: metrics_pb2.ProjectCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRateProjection:
         policy = validation.policy(self.policies, request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         order_ids = validation.order_ids(request.amazon_order_ids)
-        reason = validation.text(request.cancel_reason, "cancel_reason", max_len=64) or REASON_NO_INVENTORY
+        reason = (
+            validation.text(request.cancel_reason, "cancel_reason", max_len=64)
+            or CancelReason.NO_INVENTORY.value
+        )
         now = datetime.now(UTC)
-        window = _window(policy, request.window_kind, request.window_days, now, default=WindowKind.LIVE)
-        current = await _rate(self.store, seller, request.marketplace_id, window, policy)
-        found = await self.store.get_orders(seller, request.marketplace_id, order_ids)
+        at = _as_of(request, now)
+        window = _window(policy, request.window_kind, request.window_days, at, default=WindowKind.LIVE)
+        timeout = deadline(context)
+        current = await self.reads.rate(seller, request.marketplace_id, window, timeout=timeout)
+        found = await self.reads.api.records(seller, request.marketplace_id, order_ids, timeout=timeout)
         result = what_if(
-            current, [found[i] for i in order_ids if i in found], cancel_reason=reason, at=now, policy=policy
+            current,
+            [found[i].order for i in order_ids if i in found],
+            cancel_reason=reason,
+            at=at,
+            policy=policy,
         )
         mkt = request.marketplace_id
         response = metrics_pb2.CancellationRateProjection(
@@ -287,10 +676,11 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
                     total_orders_delta=effect.denominator_delta,
                     rule=effect.after.rule.value,
                     explanation=effect.explanation,
+                    in_window=effect.in_window,
+                    counts=effect.counts,
                 )
         return response
 
-    @rpc
     async def GetRollOff(
         self, request: metrics_pb2.GetRollOffRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.RollOff:
@@ -333,7 +723,6 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
             )
         return response
 
-    @rpc
     async def ListSuppressionRisks(
         self, request: metrics_pb2.ListSuppressionRisksRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.ListSuppressionRisksResponse:

@@ -36,9 +36,9 @@ def _from_bounds(field: str, exc: InvalidInput) -> ApiError:
     return invalid(field, message.removeprefix(f"{field} ").removeprefix(f"{field}: "), reason=exc.reason)
 
 
-def identifier(value: str, field: str) -> str:
+def identifier(value: str, field: str, *, max_len: int = bounds.MAX_IDENTIFIER) -> str:
     try:
-        return bounds.identifier(value, field)
+        return bounds.identifier(value, field, max_len=max_len)
     except InvalidInput as exc:
         if exc.reason == bounds.Reason.MISSING_FIELD.value:
             raise invalid(field, "is required", reason="MISSING_FIELD") from None
@@ -67,6 +67,41 @@ def order_ids(values: Sequence[str], field: str = "amazon_order_ids") -> list[st
     if len(values) > MAX_ORDER_IDS:
         raise invalid(field, f"at most {MAX_ORDER_IDS} orders per call", reason="OUT_OF_RANGE")
     return list(dict.fromkeys(identifier(v, f"{field}[{n}]") for n, v in enumerate(values)))
+
+
+def request_id(value: str) -> str:
+    """AIP-155: required on every write, so that a retry is recognised."""
+    if not value:
+        raise invalid(
+            "request_id", "is required: a unique id (e.g. a UUID) of this call", reason="MISSING_FIELD"
+        )
+    return identifier(value, "request_id")
+
+
+def item_ids(values: Sequence[str], field: str = "order_item_ids") -> list[str]:
+    """Distinct, in the order given; empty is allowed (every item)."""
+    if len(values) > bounds.MAX_ITEMS:
+        raise invalid(field, f"at most {bounds.MAX_ITEMS} items", reason="OUT_OF_RANGE")
+    return list(dict.fromkeys(identifier(v, f"{field}[{n}]") for n, v in enumerate(values)))
+
+
+def one_of(value: str, field: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise invalid(
+            field,
+            f"{bounds.shown(value)} is not one of {', '.join(allowed)}",
+            reason="MISSING_FIELD" if not value else "UNKNOWN_VALUE",
+        )
+    return value
+
+
+def in_range(value: int, field: str, low: int, high: int, default: int) -> int:
+    """A whole number from `low` to `high`; 0 means `default`."""
+    if value == 0:
+        return default
+    if not low <= value <= high:
+        raise invalid(field, f"must be between {low} and {high} (0: {default})", reason="OUT_OF_RANGE")
+    return value
 
 
 def page_size(value: int) -> int:
@@ -109,10 +144,12 @@ class PageTokens:
         payload = json.dumps({"q": query, "p": position}, separators=(",", ":"), sort_keys=True).encode()
         return _b64(payload) + "." + _b64(self._sign(payload))
 
-    def decode(self, token: str, query: dict[str, str]) -> dict[str, str]:
+    def decode(self, token: str, query: dict[str, str], *, field: str = "page_token") -> dict[str, str]:
         """The position a token holds, if it is one of ours for this very query."""
         bad = invalid(
-            "page_token", "not a token from a previous response of this query", reason="BAD_PAGE_TOKEN"
+            field,
+            "not a token from a previous response of this query",
+            reason="BAD_PAGE_TOKEN" if field == "page_token" else "BAD_RESUME_TOKEN",
         )
         if len(token) > MAX_PAGE_TOKEN or token.count(".") != 1:
             raise bad

@@ -1,28 +1,52 @@
-"""Registers the servicers from the service descriptors themselves, with two things the generated
-`add_*Servicer_to_server` functions cannot give:
+"""Registers the servicers from the service descriptors themselves, so that every method of every
+service, unary or streaming, gets the same treatment and a new RPC cannot skip any of it:
 
 - a lenient request decoder: bytes that are not the request message (invalid UTF-8 in a string,
-  truncated fields) reach the handler as `Undecodable`, which answers INVALID_ARGUMENT with an
+  truncated fields) reach the wrapper as `Undecodable`, which answers INVALID_ARGUMENT with an
   ErrorInfo, instead of gRPC's bare UNKNOWN;
-- a count of the calls in flight, so that a shutdown can let every one of them finish (`InFlight`).
+- authentication: the caller's bearer token (`authorization: Bearer <token>`), or UNAUTHENTICATED;
+- authorization: a request naming a `seller_account` the caller may not see is PERMISSION_DENIED,
+  decided here, before the servicer (and so the store) is touched: the same answer, in the same time,
+  whether that account or its orders exist or not;
+- every failure answered with its documented status and an ErrorInfo (`errors.error_for`);
+- Prometheus counts and latency by method and code, the caller's name and a request id on every log
+  line of the call (`logs.context`), never its token;
+- a count of the calls in flight, so that a shutdown can let every one of them finish (`InFlight`),
+  and tell streams to end (`InFlight.closing`).
 
-Every method of every service is registered from its descriptor, so a new RPC cannot skip either.
+Health and reflection are registered elsewhere and need no credential.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import itertools
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+from prometheus_client import Counter, Histogram
+
+from cancelguard import logs
+from cancelguard.api import errors, validation
+from cancelguard.api.auth import Caller, CallerRegistry
+from cancelguard.api.errors import ApiError
+
+RPCS = Counter("cancelguard_api_rpcs_total", "RPCs handled", ["method", "code", "caller"])
+RPC_SECONDS = Histogram(
+    "cancelguard_api_rpc_seconds",
+    "RPC latency (streams: their whole life)",
+    ["method", "code"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 300.0),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +54,22 @@ class Undecodable:
     """A request whose bytes are not its message; `error` says why."""
 
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The call being handled, for the servicer: who asks, and the id its log lines carry."""
+
+    method: str
+    caller: Caller
+    request_id: str
+
+
+_CALL: ContextVar[Call] = ContextVar("cancelguard_api_call")
+
+
+def current_call() -> Call:
+    return _CALL.get()
 
 
 def lenient(message_class: type[Message]) -> Callable[[bytes], Message | Undecodable]:
@@ -42,6 +82,16 @@ def lenient(message_class: type[Message]) -> Callable[[bytes], Message | Undecod
     return deserialize
 
 
+def serializer(message_class: type[Message]) -> Callable[[Message | bytes], bytes]:
+    """Messages, or responses a servicer already holds serialized (its caches): sent as they are."""
+    serialize = message_class.SerializeToString
+
+    def to_bytes(response: Message | bytes) -> bytes:
+        return response if type(response) is bytes else serialize(response)  # type: ignore[arg-type]
+
+    return to_bytes
+
+
 class InFlight:
     """The calls being handled now; `drain` waits until there are none for a quiet moment."""
 
@@ -51,22 +101,19 @@ class InFlight:
         self.count = 0
         self._last_start = 0.0
         self._changed = asyncio.Event()
+        self.closing = asyncio.Event()  # set at shutdown: streams end, and say why
 
-    def wrap(self, behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        @functools.wraps(behavior)
-        async def counted(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            self.count += 1
-            self._last_start = time.monotonic()
-            try:
-                return await behavior(request, context)
-            finally:
-                self.count -= 1
-                self._changed.set()
+    def started(self) -> None:
+        self.count += 1
+        self._last_start = time.monotonic()
 
-        return counted
+    def finished(self) -> None:
+        self.count -= 1
+        self._changed.set()
 
     async def drain(self, timeout_s: float) -> bool:
         """True when every call finished within `timeout_s`."""
+        self.closing.set()
         deadline = time.monotonic() + timeout_s
         while True:
             now = time.monotonic()
@@ -80,16 +127,132 @@ class InFlight:
                 await asyncio.wait_for(self._changed.wait(), wait)
 
 
-def add_service(
-    server: grpc.aio.Server, service: ServiceDescriptor, servicer: Any, in_flight: InFlight
-) -> None:
+class _Telemetry:
+    """Prometheus children resolved once per label set: `labels()` costs more than the increment."""
+
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    def record(self, method: str, code: str, caller: str, seconds: float) -> None:
+        counter = self._counters.get((method, code, caller))
+        if counter is None:
+            counter = self._counters[(method, code, caller)] = RPCS.labels(method, code, caller)
+        timer = self._timers.get((method, code))
+        if timer is None:
+            timer = self._timers[(method, code)] = RPC_SECONDS.labels(method, code)
+        counter.inc()
+        timer.observe(seconds)
+
+
+class Gate:
+    """Authentication, authorization and the call's context: one per server."""
+
+    def __init__(self, registry: CallerRegistry, in_flight: InFlight) -> None:
+        self.registry = registry
+        self.in_flight = in_flight
+        self.telemetry = _Telemetry()
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(4).hex()  # request ids unique across processes and restarts
+
+    def admit(
+        self, request: Any, context: grpc.aio.ServicerContext, method: str, checks_seller: bool
+    ) -> Call:
+        """The call, or ApiError: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (undecodable)."""
+        token = request_id = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                token = value
+            elif key == "x-request-id":
+                request_id = value
+        if not request_id or len(request_id) > 64 or not request_id.isprintable():
+            request_id = f"{self._prefix}-{next(self._ids)}"
+        logs.context.set({"request_id": request_id, "method": method})
+        if not token:
+            raise errors.NO_CREDENTIALS
+        scheme, _, secret = token.partition(" ")
+        caller = self.registry.callers.authenticate(secret) if scheme.lower() == "bearer" else None
+        if caller is None:
+            raise errors.BAD_CREDENTIALS
+        logs.context.set({"request_id": request_id, "method": method, "caller": caller.name})
+        if type(request) is Undecodable:
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNDECODABLE_REQUEST",
+                f"the request is not a valid {method} request message: {request.error}",
+            )
+        if checks_seller and request.seller_account:
+            # the shape first (never the store): an unknown account and a foreign one look the same
+            validation.identifier(request.seller_account, "seller_account")
+            if not caller.may_see(request.seller_account):
+                raise errors.not_allowed(request.seller_account)
+        call = Call(method, caller, request_id)
+        _CALL.set(call)
+        return call
+
+
+def _unary(gate: Gate, method: MethodDescriptor, behavior: Callable[..., Awaitable[Any]]) -> Any:
+    name = method.name
+    checks_seller = "seller_account" in method.input_type.fields_by_name
+    in_flight = gate.in_flight
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start = time.perf_counter()
+        in_flight.started()
+        code, caller = "OK", "-"
+        try:
+            call = gate.admit(request, context, name, checks_seller)
+            caller = call.caller.name
+            return await behavior(request, context)
+        except Exception as exc:
+            error = errors.error_for(exc, name)
+            code = error.code.name
+            await context.abort_with_status(error.to_status())
+        finally:
+            in_flight.finished()
+            gate.telemetry.record(name, code, caller, time.perf_counter() - start)
+
+    return grpc.unary_unary_rpc_method_handler(
+        handle,
+        request_deserializer=lenient(GetMessageClass(method.input_type)),
+        response_serializer=serializer(GetMessageClass(method.output_type)),
+    )
+
+
+def _stream(gate: Gate, method: MethodDescriptor, behavior: Callable[..., AsyncIterator[Any]]) -> Any:
+    name = method.name
+    checks_seller = "seller_account" in method.input_type.fields_by_name
+    in_flight = gate.in_flight
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        start = time.perf_counter()
+        in_flight.started()
+        code, caller = "OK", "-"
+        try:
+            call = gate.admit(request, context, name, checks_seller)
+            caller = call.caller.name
+            async for response in behavior(request, context):
+                yield response
+        except Exception as exc:
+            error = errors.error_for(exc, name)
+            code = error.code.name
+            await context.abort_with_status(error.to_status())
+        finally:
+            in_flight.finished()
+            gate.telemetry.record(name, code, caller, time.perf_counter() - start)
+
+    return grpc.unary_stream_rpc_method_handler(
+        handle,
+        request_deserializer=lenient(GetMessageClass(method.input_type)),
+        response_serializer=serializer(GetMessageClass(method.output_type)),
+    )
+
+
+def add_service(server: grpc.aio.Server, service: ServiceDescriptor, servicer: Any, gate: Gate) -> None:
     handlers = {}
     for method in service.methods:
-        if method.client_streaming or method.server_streaming:
-            raise NotImplementedError(f"{method.full_name}: streaming methods need their own handler kind")
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            in_flight.wrap(getattr(servicer, method.name)),
-            request_deserializer=lenient(GetMessageClass(method.input_type)),
-            response_serializer=GetMessageClass(method.output_type).SerializeToString,
-        )
+        if method.client_streaming:
+            raise NotImplementedError(f"{method.full_name}: client streaming is not supported")
+        wrap = _stream if method.server_streaming else _unary
+        handlers[method.name] = wrap(gate, method, getattr(servicer, method.name))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

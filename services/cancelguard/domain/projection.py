@@ -50,6 +50,8 @@ class OrderEffect:
     numerator_delta: int  # -1, 0 or +1 in the window
     denominator_delta: int
     explanation: str
+    in_window: bool  # the order lies in the window (else the cancel changes another window)
+    counts: bool  # the cancel would count against the seller, in whatever window the order lies
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ def what_if(
             continue
         seen.add(order.key)
         before = attribute(order, policy)
+        old = contribution(order, policy, before)
         if order.is_shipped or order.has_label or order.is_canceled or order.is_pending:
             why = (
                 "already cancelled"
@@ -105,17 +108,27 @@ def what_if(
                 if order.is_pending
                 else "shipped or labelled: it cannot be cancelled, only refunded"
             )
-            effects.append(OrderEffect(order.key, before, before, 0, 0, why))
+            inside = bool(_in(window, old.denominator_at or old.numerator_at))
+            effects.append(OrderEffect(order.key, before, before, 0, 0, why, inside, False))
             continue
         simulated = simulate_seller_cancel(order, cancel_reason, utc(at))
         after = attribute(simulated, policy)
-        old = contribution(order, policy, before)
         new = contribution(simulated, policy, after)
         dn = _in(window, new.numerator_at) - _in(window, old.numerator_at)
         dd = _in(window, new.denominator_at) - _in(window, old.denominator_at)
         numerator += dn
         denominator += dd
-        effects.append(OrderEffect(order.key, before, after, dn, dd, after.explanation))
+        placed = new.numerator_at or new.denominator_at
+        inside = bool(_in(window, placed))
+        explanation = after.explanation
+        if placed is None:
+            explanation += "; the order is in no Cancellation Rate window, so no window changes"
+        elif not inside:
+            explanation += (
+                f"; the order lies outside this window (it is counted in the hour of "
+                f"{utc(placed):%Y-%m-%d %H:00} UTC), so this window does not change"
+            )
+        effects.append(OrderEffect(order.key, before, after, dn, dd, explanation, inside, after.counts))
     projected = CancellationRate(window, numerator, denominator, rate_status(numerator, denominator, policy))
     return WhatIf(current, projected, tuple(effects))
 

@@ -352,3 +352,156 @@ class Store:
             end,
         )
         return [order_from_json(OrderKey(seller_account, marketplace_id, r[0]), r[1]) for r in rows]
+
+
+# --- API reads (issue 9) ------------------------------------------------------------------------------
+# Read-only queries of the API over the tables above. `request_answers` is the API's own table
+# (migration 0004), joined in here so that an order is read in one round trip.
+
+
+@dataclass(frozen=True, slots=True)
+class ListedOrder:
+    """An order as a list query returns it: its sort time, and its state when asked for."""
+
+    amazon_order_id: str
+    at: datetime  # request_at (open requests) or purchased_at (the others)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    order: Order
+    answered_at: datetime | None
+    answered_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    """A keyset position inside one marketplace's list: rows strictly after it in the list's order.
+    `at` None: from the start. `ties` False: nothing more at `at` itself. `order_id` None: every order at
+    `at` (another marketplace's position lies between them)."""
+
+    at: datetime | None = None
+    ties: bool = True
+    order_id: str | None = None
+
+
+async def _api_fetch(store: Store, sql: str, *args: object, timeout: float | None) -> list[asyncpg.Record]:
+    async with store.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+        return await conn.fetch(sql, *args, timeout=timeout)
+
+
+class ApiReads:
+    """The API's read model over the metrics service's tables. `timeout` (seconds) is what is left of
+    the call's deadline: the statement is cancelled on the server when it runs out."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def bucket_totals(
+        self, seller: str, marketplace_id: str, start: datetime, end: datetime, *, timeout: float | None
+    ) -> tuple[int, int]:
+        [row] = await _api_fetch(
+            self.store,
+            "SELECT COALESCE(SUM(orders), 0), COALESCE(SUM(cancellations), 0) FROM cr_buckets"
+            " WHERE seller_account = $1 AND marketplace_id = $2 AND bucket_start >= $3 AND bucket_start < $4",
+            seller,
+            marketplace_id,
+            start,
+            end,
+            timeout=timeout,
+        )
+        return int(row[0]), int(row[1])
+
+    async def accounts(self, sellers: Sequence[str], *, timeout: float | None) -> list[tuple[str, str]]:
+        """The (seller account, marketplace) pairs that have any CR bucket, of these sellers."""
+        rows = await _api_fetch(
+            self.store,
+            "SELECT DISTINCT seller_account, marketplace_id FROM cr_buckets"
+            " WHERE seller_account = ANY($1::text[]) ORDER BY 1, 2",
+            list(sellers),
+            timeout=timeout,
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def records(
+        self, seller: str, marketplace_id: str, order_ids: Sequence[str], *, timeout: float | None
+    ) -> dict[str, OrderRecord]:
+        rows = await _api_fetch(
+            self.store,
+            "SELECT o.amazon_order_id, o.state, a.answered_at, a.answered_by FROM orders o"
+            " LEFT JOIN request_answers a ON a.seller_account = o.seller_account"
+            " AND a.marketplace_id = o.marketplace_id AND a.amazon_order_id = o.amazon_order_id"
+            " WHERE o.seller_account = $1 AND o.marketplace_id = $2 AND o.amazon_order_id = ANY($3::text[])",
+            seller,
+            marketplace_id,
+            list(order_ids),
+            timeout=timeout,
+        )
+        return {
+            r[0]: OrderRecord(order_from_json(OrderKey(seller, marketplace_id, r[0]), r[1]), r[2], r[3] or "")
+            for r in rows
+        }
+
+    async def open_requests(
+        self,
+        seller: str,
+        marketplace_id: str,
+        after: After,
+        limit: int,
+        *,
+        purchased: tuple[datetime | None, datetime | None] = (None, None),
+        timeout: float | None,
+    ) -> list[ListedOrder]:
+        """Orders with an open request, oldest request first (index orders_open_requests)."""
+        rows = await _api_fetch(
+            self.store,
+            "SELECT amazon_order_id, request_at FROM orders"
+            " WHERE seller_account = $1 AND marketplace_id = $2 AND open_request IS NOT NULL"
+            " AND ($3::timestamptz IS NULL OR request_at > $3"
+            "      OR (request_at = $3 AND $4 AND ($5::text IS NULL OR amazon_order_id > $5)))"
+            " AND ($6::timestamptz IS NULL OR purchased_at >= $6)"
+            " AND ($7::timestamptz IS NULL OR purchased_at < $7)"
+            " ORDER BY request_at, amazon_order_id LIMIT $8",
+            seller,
+            marketplace_id,
+            after.at,
+            after.ties,
+            after.order_id,
+            *purchased,
+            limit,
+            timeout=timeout,
+        )
+        return [ListedOrder(r[0], r[1]) for r in rows]
+
+    async def other_orders(
+        self,
+        seller: str,
+        marketplace_id: str,
+        after: After,
+        limit: int,
+        *,
+        purchased: tuple[datetime | None, datetime | None] = (None, None),
+        timeout: float | None,
+    ) -> list[ListedOrder]:
+        """Orders without an open request, latest purchase first (index orders_purchased). Orders not
+        seen from Amazon yet (no purchase time) are not listed."""
+        rows = await _api_fetch(
+            self.store,
+            "SELECT amazon_order_id, purchased_at FROM orders"
+            " WHERE seller_account = $1 AND marketplace_id = $2 AND open_request IS NULL"
+            " AND purchased_at IS NOT NULL"
+            " AND ($3::timestamptz IS NULL OR purchased_at < $3"
+            "      OR (purchased_at = $3 AND $4 AND ($5::text IS NULL OR amazon_order_id < $5)))"
+            " AND ($6::timestamptz IS NULL OR purchased_at >= $6)"
+            " AND ($7::timestamptz IS NULL OR purchased_at < $7)"
+            " ORDER BY purchased_at DESC, amazon_order_id DESC LIMIT $8",
+            seller,
+            marketplace_id,
+            after.at,
+            after.ties,
+            after.order_id,
+            *purchased,
+            limit,
+            timeout=timeout,
+        )
+        return [ListedOrder(r[0], r[1]) for r in rows]

@@ -1,0 +1,190 @@
+"""The API's read cache: CR bucket sums and ready-made order messages, kept until a commit changes them.
+
+Postgres tells us (migration 0004): triggers on `cr_buckets`, `orders` and `request_answers` send one
+notification per statement on channel `cancelguard_reads`, delivered when the writing transaction
+commits, naming the accounts or orders it changed. The listener drops those entries. So a cached value
+is never older than the notification of the commit that changed it (milliseconds), well inside the
+freshness goal (event -> API, p99 <= 100 ms).
+
+What keeps that promise when things go wrong:
+- the cache is used only while the listening connection is known to be alive: it sends itself a
+  heartbeat notification every `HEARTBEAT_S` and the cache turns itself off when one has not come back
+  within `ALIVE_S` (a connection that hangs silently cannot leave stale values in use for longer);
+- a lost connection turns the cache off at once; on reconnect it starts empty;
+- a read that raced a notification is not stored: every fill carries the notification count seen
+  before the read, and is dropped if any notification arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("cancelguard.api.cache")
+
+CHANNEL = "cancelguard_reads"
+HEARTBEAT_S = 0.5
+ALIVE_S = 2.0
+
+AccountKey = tuple[str, str]  # (seller_account, marketplace_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedOrder:
+    """An order's API message, serialized, and what list filters need without parsing it."""
+
+    message: bytes
+    action_code: int
+    needs_review: bool
+
+
+class ReadCache:
+    def __init__(self, *, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._rates: dict[AccountKey, dict[tuple[Any, ...], tuple[int, int]]] = {}
+        self._orders: dict[AccountKey, dict[str, CachedOrder]] = {}
+        self._entries = 0
+        self._seq = 0  # notifications seen: a fill started before the latest one is not stored
+        self._alive_until = 0.0  # monotonic time until which the listener is known to be alive
+        self.on_request_changes: Callable[[str], None] = lambda seller: None
+
+    # --- reads and fills ---
+
+    @property
+    def usable(self) -> bool:
+        return time.monotonic() < self._alive_until
+
+    def token(self) -> int:
+        return self._seq
+
+    def rate(self, account: AccountKey, window: tuple[Any, ...]) -> tuple[int, int] | None:
+        if not self.usable:
+            return None
+        found = self._rates.get(account)
+        return found.get(window) if found is not None else None
+
+    def put_rate(
+        self, account: AccountKey, window: tuple[Any, ...], totals: tuple[int, int], token: int
+    ) -> None:
+        if token == self._seq and self.usable:
+            self._room()
+            table = self._rates.setdefault(account, {})
+            self._entries += window not in table
+            table[window] = totals
+
+    def order(self, account: AccountKey, order_id: str) -> CachedOrder | None:
+        if not self.usable:
+            return None
+        found = self._orders.get(account)
+        return found.get(order_id) if found is not None else None
+
+    def put_order(self, account: AccountKey, order_id: str, entry: CachedOrder, token: int) -> None:
+        if token == self._seq and self.usable:
+            self._room()
+            table = self._orders.setdefault(account, {})
+            self._entries += order_id not in table
+            table[order_id] = entry
+
+    def _room(self) -> None:
+        # over the bound: drop the account cached first (its entries are the oldest as a group)
+        while self._entries >= self.max_entries:
+            table: dict[AccountKey, Any] = (
+                self._orders if len(self._orders) >= len(self._rates) else self._rates
+            )
+            if not table:
+                self._entries = 0
+                return
+            self._entries -= len(table.pop(next(iter(table))))
+
+    # --- invalidation ---
+
+    def clear(self) -> None:
+        self._seq += 1
+        self._rates.clear()
+        self._orders.clear()
+        self._entries = 0
+
+    def notified(self, payload: str) -> None:
+        """One notification from the triggers of migration 0004."""
+        self._seq += 1
+        kind, _, keys = payload.partition(" ")
+        if kind == "r":
+            for key in keys.split():
+                seller, _, mkt = key.partition("|")
+                self._entries -= len(self._rates.pop((seller, mkt), ()))
+        elif kind == "o":
+            for key in keys.split():
+                seller, mkt, order_id = [*key.split("|", 2), "", ""][:3]
+                found = self._orders.get((seller, mkt))
+                if found is not None and found.pop(order_id, None) is not None:
+                    self._entries -= 1
+        elif kind == "O":
+            for key in keys.split():
+                seller, _, mkt = key.partition("|")
+                self._entries -= len(self._orders.pop((seller, mkt), ()))
+        elif kind == "c":
+            for seller in keys.split():
+                self.on_request_changes(seller)
+        elif kind == "h":
+            self._seq -= 1  # a heartbeat changes nothing
+            self._alive_until = time.monotonic() + ALIVE_S
+        else:  # "*", or anything this version does not know: drop everything
+            self.clear()
+
+    def lost(self) -> None:
+        self._alive_until = 0.0
+        self.clear()
+
+
+class Listener:
+    """LISTENs on a connection of its own, feeds the cache, reconnects with backoff."""
+
+    def __init__(self, cache: ReadCache, connect: Callable[[], Any]) -> None:
+        self.cache = cache
+        self.connect = connect
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="read-cache-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = 0.25
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self.connect()
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self.cache.notified(payload))
+                self.cache.clear()  # whatever was cached before may have missed notifications
+                self.connected.set()
+                delay = 0.25
+                while not lost.is_set():
+                    await asyncio.wait_for(conn.execute(f"NOTIFY {CHANNEL}, 'h'"), ALIVE_S)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), HEARTBEAT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Postgres away: the cache is off until we are back
+                log.debug("read cache listener: %s", exc)
+            finally:
+                self.cache.lost()
+                self.connected.clear()
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,183 @@
+"""Reads for the servicers: rates and orders through the read cache, lists in keyset pages.
+
+An order is kept as its serialized API message (with what list filters need), built once from the
+stored state with the domain rules: a cache hit costs a dictionary lookup, not a JSON decode, an
+attribution and a recommendation.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cancelguard.api import convert
+from cancelguard.api.cache import CachedOrder, ReadCache
+from cancelguard.domain.actions import recommend
+from cancelguard.domain.attribution import attribute
+from cancelguard.domain.model import OrderKey
+from cancelguard.domain.policy import PolicyBook
+from cancelguard.domain.windows import CancellationRate, Window, rate_status
+from cancelguard.metrics.store import After, ApiReads, ListedOrder, OrderRecord, Store
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+CHUNK = 200  # rows a list reads from one marketplace at a time
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a list stopped: the last order given, in the list's order (phase A: open requests by
+    request time; phase B: the others by purchase time, latest first)."""
+
+    phase: str
+    at: datetime
+    marketplace_id: str
+    order_id: str
+
+    def after_in(self, marketplace_id: str, phase: str) -> After:
+        """This position as seen from one marketplace's list (marketplaces break ties of time)."""
+        if phase != self.phase:  # the cursor is in phase A and this is phase B: from its start
+            return After()
+        if marketplace_id == self.marketplace_id:
+            return After(self.at, True, self.order_id)
+        later = marketplace_id > self.marketplace_id
+        return After(self.at, later, None)
+
+
+class Reads:
+    def __init__(self, store: Store, cache: ReadCache, policies: PolicyBook) -> None:
+        self.store = store
+        self.api = ApiReads(store)
+        self.cache = cache
+        self.policies = policies
+
+    async def totals(
+        self, seller: str, marketplace_id: str, window: Window, *, timeout: float | None
+    ) -> tuple[int, int]:
+        """(orders, cancellations) of a window."""
+        account = (seller, marketplace_id)
+        key = (window.start, window.end)
+        found = self.cache.rate(account, key)
+        if found is not None:
+            return found
+        token = self.cache.token()
+        totals = await self.api.bucket_totals(
+            seller, marketplace_id, window.start, window.end, timeout=timeout
+        )
+        self.cache.put_rate(account, key, totals, token)
+        return totals
+
+    async def rate(
+        self, seller: str, marketplace_id: str, window: Window, *, timeout: float | None
+    ) -> CancellationRate:
+        orders, cancellations = await self.totals(seller, marketplace_id, window, timeout=timeout)
+        policy = self.policies.for_marketplace(marketplace_id)
+        return CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
+
+    async def record(self, key: OrderKey, *, timeout: float | None) -> OrderRecord | None:
+        """The stored order itself (not cached: the write side decides on it)."""
+        found = await self.api.records(
+            key.seller_account, key.marketplace_id, [key.amazon_order_id], timeout=timeout
+        )
+        return found.get(key.amazon_order_id)
+
+    def entry(self, record: OrderRecord) -> CachedOrder:
+        order = record.order
+        policy = self.policies.for_marketplace(order.key.marketplace_id)
+        attribution = attribute(order, policy)
+        action = recommend(order, policy)
+        message = convert.order_message(
+            order, attribution, action, answered_at=record.answered_at, answered_by=record.answered_by
+        )
+        return CachedOrder(
+            message.SerializeToString(), message.recommended_action.code, attribution.needs_review
+        )
+
+    async def entries(
+        self, seller: str, marketplace_id: str, order_ids: Sequence[str], *, timeout: float | None
+    ) -> dict[str, CachedOrder]:
+        """The orders found among `order_ids`, as cached API messages."""
+        account = (seller, marketplace_id)
+        found: dict[str, CachedOrder] = {}
+        missing = []
+        for order_id in order_ids:
+            entry = self.cache.order(account, order_id)
+            if entry is None:
+                missing.append(order_id)
+            else:
+                found[order_id] = entry
+        if missing:
+            token = self.cache.token()
+            for order_id, record in (
+                await self.api.records(seller, marketplace_id, missing, timeout=timeout)
+            ).items():
+                entry = found[order_id] = self.entry(record)
+                self.cache.put_order(account, order_id, entry, token)
+        return found
+
+    # --- lists ---
+
+    async def listed(
+        self,
+        seller: str,
+        marketplaces: Sequence[str],
+        cursor: Cursor | None,
+        *,
+        phases: str = "AB",
+        purchased: tuple[datetime | None, datetime | None] = (None, None),
+        timeout: float | None,
+    ) -> AsyncIterator[tuple[str, str, ListedOrder]]:
+        """(phase, marketplace, order) after `cursor`, across marketplaces, in list order: phase A (open
+        requests, oldest request first), then phase B (the other orders, latest purchase first)."""
+        start = phases.index(cursor.phase) if cursor is not None else 0
+        for phase in phases[start:]:
+            streams = [
+                self._one_marketplace(seller, mkt, phase, cursor, purchased, timeout) for mkt in marketplaces
+            ]
+            async for mkt, row in _merge(streams, descending=phase == "B"):
+                yield phase, mkt, row
+            cursor = None
+
+    async def _one_marketplace(
+        self,
+        seller: str,
+        marketplace_id: str,
+        phase: str,
+        cursor: Cursor | None,
+        purchased: tuple[datetime | None, datetime | None],
+        timeout: float | None,
+    ) -> AsyncIterator[tuple[str, ListedOrder]]:
+        after = cursor.after_in(marketplace_id, phase) if cursor is not None else After()
+        read = self.api.open_requests if phase == "A" else self.api.other_orders
+        while True:
+            rows = await read(seller, marketplace_id, after, CHUNK, purchased=purchased, timeout=timeout)
+            for row in rows:
+                yield marketplace_id, row
+            if len(rows) < CHUNK:
+                return
+            after = After(rows[-1].at, True, rows[-1].amazon_order_id)
+
+
+async def _merge(
+    streams: list[AsyncIterator[tuple[str, ListedOrder]]], *, descending: bool
+) -> AsyncIterator[tuple[str, ListedOrder]]:
+    """Merge per-marketplace lists by (time, marketplace); within a marketplace the database's order
+    stands (order ids are never compared here, so its collation does not matter)."""
+    heads: list[tuple[tuple[int, str], int, tuple[str, ListedOrder]]] = []
+
+    def key(item: tuple[str, ListedOrder]) -> tuple[int, str]:
+        micros = (item[1].at - _EPOCH) // _US
+        return (-micros if descending else micros, item[0])
+
+    for n, stream in enumerate(streams):
+        item = await anext(stream, None)
+        if item is not None:
+            heapq.heappush(heads, (key(item), n, item))
+    while heads:
+        _, n, item = heapq.heappop(heads)
+        yield item
+        following = await anext(streams[n], None)
+        if following is not None:
+            heapq.heappush(heads, (key(following), n, following))
