@@ -391,6 +391,12 @@ def callers_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def other_tenant_token() -> str:
+    """A token of another tenant's caller (it may see OTHER_TENANT_SELLERS only)."""
+    return OTHER_TENANT_TOKEN
+
+
 @pytest.fixture
 def settings(
     kafka_bootstrap: str, postgres_dsn: str, topic_prefix: str, pg_schema: str, callers_file: Path

@@ -187,20 +187,21 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         chosen: list[bytes] = []
         scanned = 0
         last: tuple[str, str, Any] | None = None
-        more = False
-        batch: list[tuple[str, str, Any]] = []
+        more = True
         stream = self.reads.listed(seller, marketplaces, cursor, purchased=(after, before), timeout=timeout)
-        async for item in stream:
-            if len(chosen) >= size or scanned >= LIST_SCAN:
+        while more and len(chosen) < size and scanned < LIST_SCAN:
+            want = min(100, LIST_SCAN - scanned)
+            batch = []
+            while len(batch) < want and (item := await anext(stream, None)) is not None:
+                batch.append(item)
+            scanned += len(batch)
+            more = len(batch) == want  # a short batch: the list ended
+            looked = await self._pick(seller, batch, wanted, review, chosen, size, timeout)
+            if looked:
+                last = batch[looked - 1]
+            if looked < len(batch):  # the page filled up inside the batch
                 more = True
                 break
-            batch.append(item)
-            scanned += 1
-            if len(batch) >= 100:
-                last = await self._pick(seller, batch, wanted, review, chosen, size, timeout) or last
-                batch = []
-        if batch:
-            last = await self._pick(seller, batch, wanted, review, chosen, size, timeout) or last
         out = b"".join(convert.embedded(1, m) for m in chosen)
         if more and last is not None:
             phase, mkt, row = last
@@ -219,8 +220,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         chosen: list[bytes],
         size: int,
         timeout: float | None,
-    ) -> tuple[str, str, Any] | None:
-        """Add the batch's orders that pass the filters to `chosen` (up to `size`); the last one looked at."""
+    ) -> int:
+        """Add the batch's orders that pass the filters to `chosen` (up to `size`); how many were looked at."""
         by_mkt: dict[str, list[str]] = {}
         for _, mkt, row in batch:
             by_mkt.setdefault(mkt, []).append(row.amazon_order_id)
@@ -228,11 +229,11 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         for mkt, ids in by_mkt.items():
             for order_id, entry in (await self.reads.entries(seller, mkt, ids, timeout=timeout)).items():
                 entries[(mkt, order_id)] = entry
-        last = None
+        looked = 0
         for item in batch:
             if len(chosen) >= size:
                 break
-            last = item
+            looked += 1
             found = entries.get((item[1], item[2].amazon_order_id))
             if found is None:
                 continue
@@ -242,7 +243,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             if review is not None and entry.needs_review is not review:
                 continue
             chosen.append(entry.message)
-        return last
+        return looked
 
     async def _marketplaces(self, seller: str, timeout: float | None) -> list[str]:
         return [m for s, m in await self.reads.api.accounts([seller], timeout=timeout) if s == seller]
@@ -419,7 +420,12 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             response = orders_pb2.SubmitBuyerMessageResponse(
                 is_cancel_request=verdict.is_cancel_request,
                 language=verdict.language,
-                explanation=verdict.explanation,
+                # not the classifier's own explanation: it quotes the text, and responses are stored
+                explanation=(
+                    "asks to cancel or stop the order: an informal request (it counts if you cancel on it)"
+                    if verdict.is_cancel_request
+                    else "does not ask to cancel this order"
+                ),
                 recommended_action=convert.action_message(recommend(order, policy)),
                 event_id=event.event_id if event is not None else "",
             )
