@@ -191,7 +191,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         stream = self.reads.listed(seller, marketplaces, cursor, purchased=(after, before), timeout=timeout)
         while more and len(chosen) < size and scanned < LIST_SCAN:
             want = min(100, LIST_SCAN - scanned)
-            batch = []
+            batch: list[tuple[str, str, Any]] = []
             while len(batch) < want and (item := await anext(stream, None)) is not None:
                 batch.append(item)
             scanned += len(batch)
@@ -221,7 +221,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         size: int,
         timeout: float | None,
     ) -> int:
-        """Add the batch's orders that pass the filters to `chosen` (up to `size`); how many were looked at."""
+        """Add the batch's orders that pass the filters to `chosen` (up to `size`); returns how many of
+        the batch were looked at."""
         by_mkt: dict[str, list[str]] = {}
         for _, mkt, row in batch:
             by_mkt.setdefault(mkt, []).append(row.amazon_order_id)
