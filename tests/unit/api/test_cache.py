@@ -1,0 +1,74 @@
+"""The read cache: dropped by the notifications that name what changed, off when the listener is not
+known alive, and never filled by a read that raced a notification."""
+
+import time
+
+from cancelguard.api.cache import ALIVE_S, CachedOrder, ReadCache
+
+A, B = ("S1", "M1"), ("S2", "M1")
+W = ("start", "end")
+
+
+def _alive() -> ReadCache:
+    cache = ReadCache()
+    cache.notified("h")
+    return cache
+
+
+def test_a_bucket_notification_drops_that_accounts_rates_only() -> None:
+    cache = _alive()
+    cache.put_rate(A, W, (10, 1), cache.token())
+    cache.put_rate(B, W, (20, 2), cache.token())
+    cache.notified("r S1|M1")
+    assert cache.rate(A, W) is None and cache.rate(B, W) == (20, 2)
+
+
+def test_order_notifications_drop_one_order_or_a_whole_account() -> None:
+    cache = _alive()
+    entry = CachedOrder(b"x", 1, False)
+    for order_id in ("o1", "o2"):
+        cache.put_order(A, order_id, entry, cache.token())
+    cache.put_order(B, "o3", entry, cache.token())
+    cache.notified("o S1|M1|o1")
+    assert cache.order(A, "o1") is None and cache.order(A, "o2") == entry
+    cache.notified("O S2|M1")
+    assert cache.order(B, "o3") is None
+    cache.notified("*")
+    assert cache.order(A, "o2") is None
+
+
+def test_a_read_that_raced_a_notification_is_not_stored() -> None:
+    cache = _alive()
+    token = cache.token()
+    cache.notified("r S1|M1")  # a commit landed while the read ran
+    cache.put_rate(A, W, (10, 1), token)
+    assert cache.rate(A, W) is None
+
+
+def test_without_a_live_listener_nothing_is_served_or_stored() -> None:
+    cache = ReadCache()  # no heartbeat yet
+    cache.put_rate(A, W, (10, 1), cache.token())
+    assert cache.rate(A, W) is None
+    cache = _alive()
+    cache.put_rate(A, W, (10, 1), cache.token())
+    cache.lost()
+    assert cache.rate(A, W) is None
+    cache = _alive()
+    cache._alive_until = time.monotonic() - ALIVE_S  # heartbeats stopped coming back
+    assert not cache.usable
+
+
+def test_the_cache_stays_within_its_bound() -> None:
+    cache = ReadCache(max_entries=10)
+    cache.notified("h")
+    for n in range(50):
+        cache.put_order((f"S{n}", "M"), "o", CachedOrder(b"", 0, False), cache.token())
+    assert cache._entries <= 10
+
+
+def test_request_changes_wake_the_watchers_of_that_seller() -> None:
+    woken = []
+    cache = _alive()
+    cache.on_request_changes = woken.append
+    cache.notified("c S1 S2")
+    assert woken == ["S1", "S2"]
