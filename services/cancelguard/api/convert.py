@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -157,6 +157,20 @@ def rate_message(
         warning_level=float(policy.warning),
         computed_at=timestamp(computed_at),
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp_bytes(dt: datetime) -> bytes:
+    """A google.protobuf.Timestamp, serialized (seconds: field 1, nanos: field 2), without building one."""
+    micros = (dt - _EPOCH) // _MICROSECOND
+    seconds, rest = divmod(micros, 1_000_000)
+    out = b"\x08" + _varint(seconds) if seconds else b""
+    return out + (b"\x10" + _varint(rest * 1000) if rest else b"")
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def embedded(field_number: int, payload: bytes) -> bytes:

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 from cancelguard.api import convert
 from cancelguard.api.cache import CachedOrder, ReadCache
+from cancelguard.api.validation import PolicyLookup
 from cancelguard.domain.actions import recommend
 from cancelguard.domain.attribution import attribute
 from cancelguard.domain.model import OrderKey
-from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.windows import CancellationRate, Window, rate_status
 from cancelguard.metrics.store import After, ApiReads, ListedOrder, OrderRecord, Store
 
@@ -47,7 +47,7 @@ class Cursor:
 
 
 class Reads:
-    def __init__(self, store: Store, cache: ReadCache, policies: PolicyBook) -> None:
+    def __init__(self, store: Store, cache: ReadCache, policies: PolicyLookup) -> None:
         self.store = store
         self.api = ApiReads(store)
         self.cache = cache

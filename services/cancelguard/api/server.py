@@ -31,7 +31,7 @@ from cancelguard.api.cache import Listener, ReadCache
 from cancelguard.api.reads import Reads
 from cancelguard.api.records import Records
 from cancelguard.api.servicers import MetricsService, OrderService
-from cancelguard.api.validation import PageTokens
+from cancelguard.api.validation import PageTokens, Policies
 from cancelguard.api.watch import Watchers
 from cancelguard.api.wiring import Gate, InFlight, add_service
 from cancelguard.api.writes import Writes
@@ -83,8 +83,8 @@ def build_server(
         maximum_concurrent_rpcs=settings.api_max_concurrent_rpcs, options=CHANNEL_OPTIONS
     )
     in_flight = InFlight()
-    policies = settings.policies
-    store = Store(pool, policies)
+    policies = Policies(settings.policies)
+    store = Store(pool, settings.policies)
     cache = ReadCache(max_entries=settings.api_cache_entries)
     reads = Reads(store, cache, policies)
     records = Records(pool)

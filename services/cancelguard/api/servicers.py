@@ -45,7 +45,7 @@ from cancelguard.domain.model import (
     ShippingLabelPurchased,
     Source,
 )
-from cancelguard.domain.policy import CancellationPolicy, PolicyBook
+from cancelguard.domain.policy import CancellationPolicy
 from cancelguard.domain.projection import roll_off, what_if
 from cancelguard.domain.suppression import suppression_risks
 from cancelguard.domain.windows import (
@@ -85,7 +85,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         records: Records,
         writes: Writes,
         watchers: Watchers,
-        policies: PolicyBook,
+        policies: validation.PolicyLookup,
         page_tokens: validation.PageTokens,
     ) -> None:
         self.reads = reads
@@ -553,24 +553,41 @@ def _as_of(request: Any, now: datetime) -> datetime:
     return validation.timestamp(request, "as_of", now) or now
 
 
+RATE_MESSAGES = 10_000  # serialized rate messages kept (by account, window and figures)
+
+
 class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     def __init__(
-        self, reads: Reads, store: Store, policies: PolicyBook, page_tokens: validation.PageTokens
+        self,
+        reads: Reads,
+        store: Store,
+        policies: validation.PolicyLookup,
+        page_tokens: validation.PageTokens,
     ) -> None:
         self.reads = reads
         self.store = store
         self.policies = policies
         self.page_tokens = page_tokens
+        self._rate_messages: dict[tuple[Any, ...], bytes] = {}
 
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
-    ) -> metrics_pb2.CancellationRate:
+    ) -> bytes:
         policy = validation.policy(self.policies, request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
         rate = await self.reads.rate(seller, request.marketplace_id, window, timeout=deadline(context))
-        return convert.rate_message(seller, request.marketplace_id, rate, policy, now)
+        # the message but its computed_at, by what it says: the same figures give the same bytes
+        key = (seller, request.marketplace_id, window, rate.numerator, rate.denominator)
+        message = self._rate_messages.get(key)
+        if message is None:
+            built = convert.rate_message(seller, request.marketplace_id, rate, policy, now)
+            built.ClearField("computed_at")
+            if len(self._rate_messages) >= RATE_MESSAGES:
+                self._rate_messages.clear()
+            message = self._rate_messages[key] = built.SerializeToString()
+        return message + convert.embedded(12, convert.timestamp_bytes(now))  # field 12: computed_at
 
     async def ListCancellationRates(
         self, request: metrics_pb2.ListCancellationRatesRequest, context: grpc.aio.ServicerContext

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cancelguard.api.errors import ApiError, invalid
 from cancelguard.domain import bounds
@@ -52,7 +52,26 @@ def text(value: str, field: str, *, max_len: int = bounds.MAX_TEXT) -> str:
         raise _from_bounds(field, exc) from None
 
 
-def policy(policies: PolicyBook, marketplace_id: str, field: str = "marketplace_id") -> CancellationPolicy:
+class PolicyLookup(Protocol):
+    def for_marketplace(self, marketplace_id: str) -> CancellationPolicy: ...
+
+
+class Policies:
+    """The policy book, each marketplace's policy made once: `PolicyBook.for_marketplace` builds it anew
+    on every call, which a read RPC cannot afford. Only known marketplaces are kept (unknown ones raise)."""
+
+    def __init__(self, book: PolicyBook) -> None:
+        self.book = book
+        self._made: dict[str, CancellationPolicy] = {}
+
+    def for_marketplace(self, marketplace_id: str) -> CancellationPolicy:
+        found = self._made.get(marketplace_id)
+        if found is None:
+            found = self._made[marketplace_id] = self.book.for_marketplace(marketplace_id)
+        return found
+
+
+def policy(policies: PolicyLookup, marketplace_id: str, field: str = "marketplace_id") -> CancellationPolicy:
     identifier(marketplace_id, field)
     try:
         return policies.for_marketplace(marketplace_id)

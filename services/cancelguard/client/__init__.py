@@ -182,12 +182,14 @@ class Client:
         needs_review: bool | None = None,
         purchased_after: datetime | None = None,
         limit: int | None = None,
+        page_size: int = 0,
     ) -> Iterator[orders_pb2.Order]:
         request = orders_pb2.ListOrdersRequest(
             seller_account=seller,
             marketplace_id=marketplace_id,
             actions=actions,
             purchased_after=_timestamp(purchased_after),
+            page_size=page_size,
         )
         if needs_review is not None:
             request.needs_review = needs_review

@@ -1,0 +1,365 @@
+"""`make bench-api`: the API's read RPCs against an empty grpc.aio handler, with ghz, in one run.
+
+Not a test. On this machine, in one run:
+1. a Kafka and a Postgres of its own (local processes on free ports, a throwaway directory);
+2. orders written through the metrics service's own write path (`Store.apply_batch`): a seller account
+   with 1,000 orders and one with 100,000 (a twentieth with an open formal request, a fiftieth cancelled);
+3. the API (`cancelguard serve api`) and the empty handler (`bench/empty_server.py`: the same methods,
+   decoding and encoding the same messages, doing nothing) as processes;
+4. ghz (a protoset built by grpcio-tools: ghz v0.93.0 cannot parse proto3 `optional`), concurrency 8,
+   rounds interleaved empty / API so that the machine's drift hits both alike:
+   - GetCancellationRate and GetOrder (a random one of the 100,000) at full speed: QPS ratio;
+   - the same at half the API's full speed: p99;
+   - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
+   - ListCancellationRequests, a page of 100 open requests at 100,000 orders: p99.
+The last line: `rate/empty ratio R, p99 at half load P ms` (GetCancellationRate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GHZ = ROOT / ".local" / "bin" / "ghz"
+SELLER, MKT = "A1DEMOSELLERUS", "ATVPDKIKX0DER"
+SMALL = "A2DEMOSELLERJP"  # the 1,000-order account (any marketplace: US here too)
+BIG_ORDERS, SMALL_ORDERS = 100_000, 1_000
+ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+CONCURRENCY = 8
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def order_id(n: int) -> str:
+    return f"111-{n // 10_000_000:07d}-{n % 10_000_000:07d}"
+
+
+async def populate(dsn: str, schema: str, seller: str, orders: int, first_offset: int) -> int:
+    from cancelguard import db
+    from cancelguard.domain.model import (
+        CancellationRequested,
+        Channel,
+        ItemObservation,
+        OrderEvent,
+        OrderKey,
+        OrderSnapshot,
+        OrderStatus,
+        RequestKind,
+        SellerCancellationSubmitted,
+        Source,
+    )
+    from cancelguard.domain.policy import PolicyBook
+    from cancelguard.metrics.store import PartitionBatch, Store
+
+    pool = await db.create_pool(dsn=dsn, schema=schema, max_size=2)
+    store = Store(pool, PolicyBook())
+    now = datetime.now(UTC)
+    offset = first_offset
+    batch: list[tuple[int, Any]] = []
+
+    async def flush() -> None:
+        if batch:
+            await store.apply_batch("bench", [PartitionBatch("bench-events", 0, list(batch))])
+            batch.clear()
+            # a bulk load outruns autovacuum's statistics, and the fold's join plans on them
+            async with pool.acquire() as conn:
+                await conn.execute("ANALYZE orders")
+
+    for n in range(orders):
+        key = OrderKey(seller, MKT, order_id(n))
+        bought = now - timedelta(minutes=(n * 7919) % (6 * 24 * 60) + 60)
+        item = ItemObservation(
+            f"{n:014d}", seller_sku=f"SKU-{n % 500}", quantity_ordered=1, quantity_shipped=0
+        )
+        snap = OrderSnapshot(OrderStatus.UNSHIPPED, Channel.MFN, bought, bought + timedelta(days=2), (item,))
+        events: list[Any] = [OrderEvent(f"b:{n}:s", key, Source.ORDER_CHANGE, bought, now, snap)]
+        if n % 20 == 0:
+            request = CancellationRequested(RequestKind.FORMAL, reason="Ordered by mistake")
+            events.append(
+                OrderEvent(f"b:{n}:r", key, Source.ORDER_CHANGE, bought + timedelta(minutes=30), now, request)
+            )
+        elif n % 50 == 1:
+            at = bought + timedelta(minutes=90)
+            events.append(
+                OrderEvent(
+                    f"b:{n}:c", key, Source.SELLER, at, now, SellerCancellationSubmitted("NoInventory")
+                )
+            )
+            events.append(
+                OrderEvent(f"b:{n}:x", key, Source.ORDER_CHANGE, at, now, OrderSnapshot(OrderStatus.CANCELED))
+            )
+        for event in events:
+            batch.append((offset, event))
+            offset += 1
+        if len(batch) >= 5000:
+            await flush()
+    await flush()
+    await pool.close()
+    return offset
+
+
+class Processes:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(args, env=env, stdout=out, stderr=out, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def protoset(out: Path) -> Path:
+    import grpc_tools
+    from grpc_tools import protoc
+
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    args = [
+        "protoc",
+        f"-I{ROOT / 'proto'}",
+        f"-I{well_known}",
+        "--include_imports",
+        f"--descriptor_set_out={out}",
+    ]
+    args += [str(p) for p in sorted((ROOT / "proto" / "cancelguard" / "v1").glob("*.proto"))]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc failed")
+    return out
+
+
+def ghz(
+    address: str,
+    protoset_file: Path,
+    call: str,
+    data: dict[str, Any],
+    token: str,
+    *,
+    rate: int = 0,
+    seconds: int = ROUND_S,
+    concurrency: int = CONCURRENCY,
+) -> dict[str, Any]:
+    args = [
+        str(GHZ),
+        "--insecure",
+        "--protoset",
+        str(protoset_file),
+        "--call",
+        call,
+        "-d",
+        json.dumps(data),
+        "--metadata",
+        json.dumps({"authorization": f"Bearer {token}"}),
+        "-c",
+        str(concurrency),
+        "-z",
+        f"{seconds}s",
+        "--format",
+        "json",
+        "--connections",
+        "1",
+    ]
+    if rate:
+        args += ["-r", str(rate)]
+    out = subprocess.run([*args, address], capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise SystemExit(f"ghz failed: {out.stderr[-2000:]}")
+    report = json.loads(out.stdout)
+    # ghz ends the calls still in flight when the duration is up ("transport is closing"): not an answer
+    errors = {e: n for e, n in (report.get("errorDistribution") or {}).items() if "is closing" not in e}
+    if errors:
+        raise SystemExit(f"{call} answered {report.get('statusCodeDistribution')}: {errors}")
+    p99 = next((d["latency"] for d in report.get("latencyDistribution") or [] if d["percentage"] == 99), 0)
+    return {"qps": report["rps"], "p99_ms": p99 / 1e6, "p50_ms": _pct(report, 50)}
+
+
+def _pct(report: dict[str, Any], pct: int) -> float:
+    return (
+        next((d["latency"] for d in report.get("latencyDistribution") or [] if d["percentage"] == pct), 0)
+        / 1e6
+    )
+
+
+async def wait_serving(address: str, timeout: float = 120) -> None:
+    from grpc_health.v1 import health_pb2
+
+    from cancelguard.processes import health_status
+
+    deadline = time.monotonic() + timeout
+    while await health_status(address) != health_pb2.HealthCheckResponse.SERVING:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{address} not SERVING after {timeout:.0f}s")
+        await asyncio.sleep(0.3)
+
+
+def main() -> int:
+    if not GHZ.exists():
+        print("ghz is missing: `make ghz` installs it (needs Go)", file=sys.stderr)
+        return 2
+    from cancelguard.config import Settings
+    from cancelguard.demo_credentials import DEMO_TOKEN, callers_toml
+    from cancelguard.localstack import KafkaDist, LocalKafka, LocalPostgres, find_free_port
+    from cancelguard.processes import settings_env
+
+    work = Path(tempfile.mkdtemp(prefix="cancelguard-bench-"))
+    work.chmod(0o755)  # Postgres runs unprivileged when we are root
+    kafka = LocalKafka(
+        work / "kafka",
+        port=find_free_port(),
+        controller_port=find_free_port(),
+        dist=KafkaDist(say=say),
+        say=say,
+    )
+    postgres = LocalPostgres(work / "postgres", port=find_free_port(), say=say)
+    procs = Processes()
+    try:
+        bootstrap, dsn = kafka.start(), postgres.start()
+        schema = "bench"
+        from cancelguard import db
+
+        asyncio.run(db.migrate(dsn=dsn, schema=schema))
+        started = time.monotonic()
+        offset = asyncio.run(populate(dsn, schema, SMALL, SMALL_ORDERS, 0))
+        asyncio.run(populate(dsn, schema, SELLER, BIG_ORDERS, offset))
+        say(f"populated {SMALL_ORDERS:,} + {BIG_ORDERS:,} orders in {time.monotonic() - started:.0f}s")
+        callers = work / "callers.toml"
+        callers.write_text(callers_toml({"bench": (DEMO_TOKEN, [SELLER, SMALL])}))
+        settings = Settings(
+            kafka_bootstrap=bootstrap,
+            postgres_dsn=dsn,
+            postgres_schema=schema,
+            topic_prefix="bench.",
+            api_port=find_free_port(),
+            api_metrics_port=0,
+            api_callers_file=str(callers),
+            log_level="WARNING",
+        )
+        api = f"127.0.0.1:{settings.api_port}"
+        empty_port = find_free_port()
+        empty = f"127.0.0.1:{empty_port}"
+        procs.start(
+            [sys.executable, "-m", "cancelguard", "serve", "api"], settings_env(settings), work / "api.log"
+        )
+        procs.start(
+            [sys.executable, str(ROOT / "bench" / "empty_server.py"), str(empty_port)],
+            settings_env(settings),
+            work / "empty.log",
+        )
+        asyncio.run(wait_serving(api))
+        time.sleep(1)
+        files = protoset(work / "cancelguard.protoset")
+        return measure(api, empty, files, DEMO_TOKEN)
+    finally:
+        procs.stop()
+        for service in (kafka, postgres):
+            if service.is_running():
+                service.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(api: str, empty: str, files: Path, token: str) -> int:
+    rate_call = "cancelguard.v1.MetricsService/GetCancellationRate"
+    order_call = "cancelguard.v1.OrderService/GetOrder"
+    list_call = "cancelguard.v1.OrderService/ListCancellationRequests"
+    big_rate = {"seller_account": SELLER, "marketplace_id": MKT, "window_kind": "WINDOW_KIND_LIVE"}
+    small_rate = {**big_rate, "seller_account": SMALL}
+    # ghz's template: a random order of the account on every call
+    big_order = {
+        "seller_account": SELLER,
+        "marketplace_id": MKT,
+        "amazon_order_id": f"111-0000000-{{{{printf `%07d` (randomInt 0 {BIG_ORDERS})}}}}",
+    }
+    small_order = {
+        **big_order,
+        "seller_account": SMALL,
+        "amazon_order_id": f"111-0000000-{{{{printf `%07d` (randomInt 0 {SMALL_ORDERS})}}}}",
+    }
+    page = {"seller_account": SELLER, "marketplace_id": MKT, "page_size": 100}
+
+    say("warm-up: every order of both accounts listed once (ListOrders fills the read cache)")
+    from cancelguard.client import Client
+
+    started = time.monotonic()
+    with Client(api, token=token, deadline_s=60) as client:
+        for seller in (SELLER, SMALL):
+            listed = sum(1 for _ in client.orders_list(seller, marketplace_id=MKT, page_size=1000))
+            say(f"  {seller}: {listed:,} orders listed")
+    say(f"  in {time.monotonic() - started:.0f}s")
+    for call, data in ((order_call, small_order), (rate_call, big_rate), (list_call, page)):
+        ghz(api, files, call, data, token, seconds=3)
+
+    results: dict[str, list[dict[str, Any]]] = {}
+    for n in range(ROUNDS):
+        for name, target, call, data in (
+            ("empty rate", empty, rate_call, big_rate),
+            ("api rate 100k", api, rate_call, big_rate),
+            ("empty order", empty, order_call, big_order),
+            ("api order 100k", api, order_call, big_order),
+            ("api rate 1k", api, rate_call, small_rate),
+            ("api order 1k", api, order_call, small_order),
+        ):
+            results.setdefault(name, []).append(ghz(target, files, call, data, token))
+        say(f"round {n + 1}/{ROUNDS}: " + ", ".join(f"{k} {v[-1]['qps']:.0f}" for k, v in results.items()))
+
+    def qps(name: str) -> float:
+        return statistics.median(r["qps"] for r in results[name])
+
+    half = {}
+    for name, target, call, data, full in (
+        ("rate", api, rate_call, big_rate, qps("api rate 100k")),
+        ("order", api, order_call, big_order, qps("api order 100k")),
+        ("empty rate", empty, rate_call, big_rate, qps("api rate 100k")),
+    ):
+        half[name] = ghz(target, files, call, data, token, rate=int(full / 2), seconds=ROUND_S * 2)
+    listing = ghz(api, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
+    listing_full = ghz(api, files, list_call, page, token, seconds=ROUND_S)
+
+    say("")
+    say(f"{'':<34} {'QPS':>8} {'ratio':>6}")
+    for name, anchor in (("api rate 100k", "empty rate"), ("api order 100k", "empty order")):
+        say(
+            f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(anchor):>6.2f}  (empty handler {qps(anchor):.0f})"
+        )
+    for small, big in (("api rate 1k", "api rate 100k"), ("api order 1k", "api order 100k")):
+        say(f"{small:<34} {qps(small):>8.0f}  100k/1k cost ratio {qps(small) / qps(big):.2f}")
+    for name, r in half.items():
+        say(f"half load ({name}, {int(r['qps'])}/s): p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
+    say(
+        "ListCancellationRequests page of 100 at 100k orders, 100/s: "
+        f"p50 {listing['p50_ms']:.2f} ms, p99 {listing['p99_ms']:.2f} ms"
+    )
+    say(
+        "ListCancellationRequests page of 100, full speed: "
+        f"{listing_full['qps']:.0f}/s, p99 {listing_full['p99_ms']:.2f} ms"
+    )
+    ratio = qps("api rate 100k") / qps("empty rate")
+    say(f"rate/empty ratio {ratio:.2f}, p99 at half load {half['rate']['p99_ms']:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
