@@ -81,7 +81,9 @@ async def _rates(settings: Settings, scenario: Scenario) -> dict[tuple[str, str]
         return seen
 
 
-async def _until_exact(settings: Settings, scenario: Scenario, timeout: float = 120) -> None:
+async def _until_exact(
+    settings: Settings, scenario: Scenario, services: ServiceProcesses, timeout: float = 120
+) -> None:
     want = {k: (e.orders, e.cancellations) for k, e in scenario.expected().items()}
     deadline = time.monotonic() + timeout
     while True:
@@ -91,7 +93,8 @@ async def _until_exact(settings: Settings, scenario: Scenario, timeout: float = 
             seen = {}
         if seen == want:
             return
-        assert time.monotonic() < deadline, f"API shows {seen}, scenario says {want}"
+        logs = "\n".join(f"--- {n}:\n{services.log_tail(n, 25)}" for n in services.procs)
+        assert time.monotonic() < deadline, f"API shows {seen}, scenario says {want}\n{logs}"
         await asyncio.sleep(0.3)
 
 
@@ -153,7 +156,7 @@ async def test_postgres_away_for_30s_the_services_stay_up_not_serving_and_end_ex
         await _outage(services, OUTAGE_S)
         postgres.start()
         await _until_health(settings, ("ingestion", "metrics", "api"), SERVING)
-        await _until_exact(settings, scenario)
+        await _until_exact(settings, scenario, services)
     finally:
         codes = services.stop()
         if postgres.is_running():
@@ -193,7 +196,7 @@ async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recover
         broker.start()  # same port, same data: the topics and the records so far are still there
         await _until_health(settings, ("ingestion", "metrics", "api"), SERVING, timeout=120)
         await publish(settings, second)
-        await _until_exact(settings, scenario)
+        await _until_exact(settings, scenario, services)
     finally:
         codes = services.stop()
         if broker.is_running():
