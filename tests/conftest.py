@@ -12,8 +12,8 @@ Where they come from, chosen separately for Kafka and for Postgres, first match 
 
     1. env      CANCELGUARD_TEST_KAFKA_BOOTSTRAP=host:port, CANCELGUARD_TEST_POSTGRES_DSN=postgresql://...
     2. docker   testcontainers, when a Docker engine answers a ping and has the images (never pulled):
-                apache/kafka:4.1.1 (KRaft) and postgres:18, or those CANCELGUARD_TEST_KAFKA_IMAGE and
-                CANCELGUARD_TEST_POSTGRES_IMAGE name (`make images` builds cancelguard/kafka and
+                apache/kafka:4.1.1 (KRaft) and postgres:18, or those CANCELGUARD_KAFKA_IMAGE and
+                CANCELGUARD_POSTGRES_IMAGE name (`make images` builds cancelguard/kafka and
                 cancelguard/postgres offline); Ryuk is off (the session removes its containers itself);
                 ports are published on 127.0.0.1 only.
                 An engine without the image is reported and the local processes below are used instead.
@@ -67,8 +67,8 @@ from cancelguard.localstack import (
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
 
-KAFKA_IMAGE_ENV = "CANCELGUARD_TEST_KAFKA_IMAGE"
-POSTGRES_IMAGE_ENV = "CANCELGUARD_TEST_POSTGRES_IMAGE"
+KAFKA_IMAGE_ENV = "CANCELGUARD_KAFKA_IMAGE"  # the same settings pick Compose's images
+POSTGRES_IMAGE_ENV = "CANCELGUARD_POSTGRES_IMAGE"
 KAFKA_IMAGE = os.environ.get(KAFKA_IMAGE_ENV) or "apache/kafka:4.1.1"
 POSTGRES_IMAGE = os.environ.get(POSTGRES_IMAGE_ENV) or "postgres:18"
 KAFKA_ENV = "CANCELGUARD_TEST_KAFKA_BOOTSTRAP"

@@ -5,6 +5,7 @@
 #                     root on Debian, install Debian's docker.io if needed and start dockerd on a socket
 #                     of our own (so other test runs on this machine do not see it); else exit 3 (skip)
 #   engine.sh stop    stop the dockerd that `start` started, if any (images stay in its data root)
+#   engine.sh ours    exit 0 if that dockerd runs
 #
 # Our dockerd listens on $ENGINE_DIR/docker.sock; the Makefile points DOCKER_HOST at it while it exists.
 set -euo pipefail
@@ -19,9 +20,13 @@ answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 
 ours_running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 start() {
-    if ours_running; then
-        DOCKER_HOST=unix://$sock answers && { echo "docker engine: ours, at unix://$sock"; return 0; }
-    elif answers; then
+    if ours_running && DOCKER_HOST=unix://$sock answers; then
+        echo "docker engine: ours, at unix://$sock"
+        return 0
+    fi
+    rm -f "$sock" # left by a dockerd that is gone
+    [[ ${DOCKER_HOST:-} == "unix://$sock" ]] && unset DOCKER_HOST
+    if answers; then
         echo "docker engine: the one at ${DOCKER_HOST:-the default socket}"
         return 0
     fi
@@ -29,10 +34,13 @@ start() {
         echo "docker engine: none answers, and only root on Debian installs and starts one here" >&2
         return 3
     fi
-    if ! command -v dockerd >/dev/null; then
-        echo "docker engine: installing Debian's docker.io"
+    local packages=()
+    command -v dockerd >/dev/null || packages+=(docker.io)
+    docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || packages+=(docker-compose)
+    if ((${#packages[@]})); then
+        echo "docker engine: installing Debian's ${packages[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
     fi
     mkdir -p "$dir"
     rm -f "$sock"
@@ -66,5 +74,6 @@ stop() {
 case ${1:-} in
     start) start ;;
     stop) stop ;;
-    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+    ours) ours_running ;;
+    *) echo "usage: $0 start|stop|ours" >&2; exit 2 ;;
 esac
