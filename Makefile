@@ -64,7 +64,7 @@ test-e2e: setup kafka ## end-to-end tests only (services as processes, through t
 	$(BIN)/pytest tests/e2e
 
 lint: setup ## ruff and mypy
-	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff check services tests bench deploy
 	$(BIN)/mypy
 
 classifier-report: setup ## precision and recall of the buyer-message classifier on the labelled sets
