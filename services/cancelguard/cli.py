@@ -9,6 +9,8 @@ cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on
                                          (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
+cancelguard simulator [OPTIONS]          a stand-in for Amazon's SP-API on loopback (dev and tests;
+                                         `cancelguard simulator --help`)
 cancelguard publish order-change|buyer-message FILE...
                                          put raw JSON records (one per line, or one JSON document per
                                          file) on the raw topics, as Amazon's bridge or the helpdesk would
@@ -33,7 +35,7 @@ def _settings():  # imported lazily: `cancelguard up` must work before anything 
 
 def _serve(service: str) -> int:
     from cancelguard import logs
-    from cancelguard.runtime import StartupError, install_stop_signals, start_metrics_endpoint
+    from cancelguard.runtime import OutageTooLong, StartupError, install_stop_signals, start_metrics_endpoint
 
     settings = _settings()
     logs.setup(f"cancelguard-{service}", settings.log_level)
@@ -65,6 +67,9 @@ def _serve(service: str) -> int:
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
+    except OutageTooLong as exc:
+        log.error("stopping: %s", exc)
+        return 3
     except Exception:
         # logged as JSON like everything else; the orchestrator restarts the process, and the stored
         # offsets make the restart pick up exactly where the last committed batch ended
@@ -149,6 +154,11 @@ def _publish(kind: str, files: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulator"]:  # its own parser: argparse cannot pass "--option"s through a subcommand
+        from cancelguard.simulator.spapi.server import main as simulator_main
+
+        return simulator_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="cancelguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -177,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     cr.add_argument("marketplace_id")
     cr.add_argument("--live", action="store_true", help="the last 168 hours instead of Amazon's 7 whole days")
     cr.add_argument("--days", type=int, default=0, help="Amazon-aligned window length (India: 7 or 30)")
+    sub.add_parser("simulator", help="a stand-in for Amazon's SP-API on loopback (--help for options)")
     pub = sub.add_parser("publish", help="put raw JSON records on a raw topic")
     pub.add_argument("kind", choices=("order-change", "buyer-message"))
     pub.add_argument("files", nargs="+", help="JSON-lines files, or - for standard input")

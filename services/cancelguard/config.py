@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # How long a service keeps retrying Kafka/Postgres at start before it gives up and exits non-zero.
     startup_timeout_s: float = Field(default=60.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # While Kafka or Postgres is down a service stays up (NOT_SERVING) and retries; past this it exits.
+    outage_limit_s: float = Field(default=300.0, gt=0)
+    probe_interval_s: float = Field(default=1.0, gt=0)  # how often health asks Kafka and Postgres
     batch_max_records: int = Field(default=5000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)
 

@@ -73,3 +73,36 @@ async def migrate(*, dsn: str, schema: str) -> list[str]:
         return applied_now
     finally:
         await conn.close()
+
+
+# --- what a failure means ---------------------------------------------------------------------------
+
+# SQLSTATE classes that say "the server is away or busy", not "this statement is wrong": connection
+# exception, insufficient resources, operator intervention (shutdown, starting up), transaction rollback
+# (serialization failure, deadlock), system error.
+_TRANSIENT_CLASSES = ("08", "53", "57", "40", "58")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Retry later: Postgres is down, restarting, or the connection broke."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return (exc.sqlstate or "")[:2] in _TRANSIENT_CLASSES
+    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
+
+
+def is_record_error(exc: BaseException) -> bool:
+    """The data of a record is what Postgres (or asyncpg's encoder) refuses: isolate that record."""
+    return isinstance(
+        exc,
+        asyncpg.DataError
+        | asyncpg.IntegrityConstraintViolationError
+        | UnicodeError
+        | OverflowError
+        | ValueError,
+    )
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """The health probe: one round trip on a pooled connection."""
+    async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+        await conn.fetchval("SELECT 1")

@@ -5,26 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
 
 from cancelguard.config import Settings
+from cancelguard.dead_letters import DeadLetter
 from cancelguard.runtime import connect_with_retry
 
 log = logging.getLogger("cancelguard.kafka")
 
 SEND_TIMEOUT_S = 30.0  # every send and stop is bounded: a dead broker must not hang a shutdown
 STOP_TIMEOUT_S = 10.0
-
-# Dead-letter records keep the original bytes as value and say why in headers (as Kafka Connect does).
-DLQ_REASON = "cancelguard.dlq.reason"
-DLQ_SOURCE_TOPIC = "cancelguard.dlq.source.topic"
-DLQ_SOURCE_PARTITION = "cancelguard.dlq.source.partition"
-DLQ_SOURCE_OFFSET = "cancelguard.dlq.source.offset"
-DLQ_STAGE = "cancelguard.dlq.stage"
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -111,46 +105,30 @@ async def stop_producer(producer: AIOKafkaProducer) -> None:
         log.warning("producer did not stop in time; unsent records will be re-read from the source")
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a record came from: written on its dead letter so it can be found and replayed."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-def dead_letter_headers(reason: str, origin: Origin, stage: str) -> list[tuple[str, bytes]]:
-    return [
-        (DLQ_REASON, reason.encode()[:4000]),
-        (DLQ_SOURCE_TOPIC, origin.topic.encode()),
-        (DLQ_SOURCE_PARTITION, str(origin.partition).encode()),
-        (DLQ_SOURCE_OFFSET, str(origin.offset).encode()),
-        (DLQ_STAGE, stage.encode()),
-    ]
-
-
-async def send_dead_letter(
-    producer: AIOKafkaProducer,
-    topic: str,
-    *,
-    value: bytes | None,
-    key: bytes | None,
-    reason: str,
-    origin: Origin,
-    stage: str,
-) -> asyncio.Future:
+async def send_dead_letter(producer: AIOKafkaProducer, topic: str, letter: DeadLetter) -> asyncio.Future:
     """Queue a dead letter; the caller awaits the returned future before committing past the record."""
-    log.warning(
-        "dead-lettered a record",
-        extra={
-            "reason": reason,
-            "source_topic": origin.topic,
-            "partition": origin.partition,
-            "offset": origin.offset,
-            "stage": stage,
-        },
-    )
-    return await producer.send(
-        topic, value=value, key=key, headers=dead_letter_headers(reason, origin, stage)
-    )
+    return await producer.send(topic, value=letter.value, key=letter.key, headers=letter.headers)
+
+
+class KafkaProbe:
+    """Asks the cluster for its metadata: the health probe of every service that uses Kafka.
+
+    The service's own consumer does not raise while the broker is away (it returns empty batches), so
+    health asks the broker directly, with a client of its own.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self.client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        self._bootstrapped = False
+
+    async def __call__(self) -> None:
+        if not self._bootstrapped:
+            await self.client.bootstrap()
+            self._bootstrapped = True
+        await self.client.fetch_all_metadata()
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.close(), STOP_TIMEOUT_S)
+        except Exception as exc:  # closing a client to a dead broker may fail in many ways; nothing to keep
+            log.info("kafka probe did not close cleanly: %s", exc)

@@ -44,5 +44,9 @@ def setup(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiokafka is chatty at INFO about every (re)join; keep its warnings
+    # aiokafka is chatty at INFO about every (re)join; keep its warnings, and during an outage only the
+    # first of each repeated line (the service's own outage warning says the rest)
+    from cancelguard.runtime import RepeatFilter
+
+    handler.addFilter(RepeatFilter())
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))

@@ -1,17 +1,23 @@
-"""What every service process shares: retries at start, health, Prometheus metrics, SIGTERM.
+"""What every service process shares: retries at start, health, outages, Prometheus metrics, SIGTERM.
 
 Kubernetes sends SIGTERM and waits `terminationGracePeriodSeconds`: each service flips its gRPC health
 to NOT_SERVING, finishes the batch in hand, closes its clients and exits 0.
+
+While a dependency (Kafka, Postgres) is down, a service stays up, reports NOT_SERVING, retries with
+backoff and logs one warning when the outage starts and one line when it ends (`Dependencies`). Only an
+outage longer than `settings.outage_limit_s` makes it exit, with the reason (`OutageTooLong`), so that
+the orchestrator can restart it somewhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import grpc
@@ -28,6 +34,10 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 class StartupError(RuntimeError):
     """A dependency could not be reached in the time allowed. The message says which and where."""
+
+
+class OutageTooLong(RuntimeError):
+    """A dependency stayed down longer than the outage limit: the service exits with this reason."""
 
 
 async def connect_with_retry(
@@ -115,3 +125,149 @@ class HealthServer:
     async def stop(self, grace_s: float) -> None:
         await self.servicer.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+
+
+# --- outages -------------------------------------------------------------------------------------
+
+Probe = Callable[[], Awaitable[object]]
+PROBE_TIMEOUT_S = 5.0
+
+
+class Dependencies:
+    """What a service needs (Kafka, Postgres), whether each answers now, and the health that follows.
+
+    A probe loop asks each dependency every `interval_s`; the work loops also report what they see
+    (`down` on a failed call, `up` on a successful one), so health turns at once, not a probe later.
+    Health is SERVING only while every dependency answers. Logs one warning per outage and one line
+    when it ends, whatever the number of failed calls in between.
+    """
+
+    def __init__(
+        self,
+        probes: dict[str, Probe],
+        on_health: Callable[[bool], Awaitable[None]],
+        *,
+        outage_limit_s: float,
+        interval_s: float = 1.0,
+    ) -> None:
+        self.probes = probes
+        self.on_health = on_health
+        self.outage_limit_s = outage_limit_s
+        self.interval_s = interval_s
+        self.down_since: dict[str, float] = {}
+        self._serving: bool | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()  # set whenever a dependency comes back: a waiting retry may go
+
+    @property
+    def all_up(self) -> bool:
+        return not self.down_since
+
+    async def down(self, name: str, error: BaseException | str) -> None:
+        if name not in self.down_since:
+            self.down_since[name] = time.monotonic()
+            log.warning(
+                "%s is unreachable: reporting NOT_SERVING and retrying until it answers",
+                name,
+                extra={"dependency": name, "error": str(error)[:500]},
+            )
+        await self._publish()
+
+    async def up(self, name: str) -> None:
+        since = self.down_since.pop(name, None)
+        if since is not None:
+            log.warning(
+                "%s answers again after %.1fs",
+                name,
+                time.monotonic() - since,
+                extra={"dependency": name, "outage_s": round(time.monotonic() - since, 1)},
+            )
+            self.changed.set()
+        await self._publish()
+
+    def check_limit(self) -> None:
+        """Raise OutageTooLong when a dependency has been down longer than the limit."""
+        now = time.monotonic()
+        for name, since in self.down_since.items():
+            if now - since > self.outage_limit_s:
+                raise OutageTooLong(
+                    f"{name} has been unreachable for {now - since:.0f}s (CANCELGUARD_OUTAGE_LIMIT_S="
+                    f"{self.outage_limit_s:.0f}): giving up so the orchestrator can restart this service"
+                )
+
+    async def probe_once(self) -> None:
+        for name, probe in self.probes.items():
+            try:
+                await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self.down(name, str(exc) or type(exc).__name__)
+            else:
+                await self.up(name)
+
+    async def _publish(self) -> None:
+        serving = self.all_up
+        if serving != self._serving:
+            self._serving = serving
+            await self.on_health(serving)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="dependency-probes")
+
+    async def _loop(self) -> None:
+        while True:
+            await self.probe_once()
+            await asyncio.sleep(self.interval_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait_retry(self, delay: float, stop: asyncio.Event) -> None:
+        """Back off before a retry: `delay`, or less if the dependency comes back or we are stopped."""
+        self.changed.clear()
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.changed, stop)]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+
+def backoff_delays(first: float = 0.25, most: float = 5.0) -> Iterator[float]:
+    """0.25 s doubling to 5 s, each jittered to 50-150%."""
+    delay = first
+    while True:
+        yield delay * (0.5 + random.random())
+        delay = min(delay * 2, most)
+
+
+class RepeatFilter(logging.Filter):
+    """Passes the first of a run of identical lines from a client library, then at most one per
+    `every_s`.
+
+    Client libraries (aiokafka) log every failed reconnect; during an outage that is thousands of
+    lines saying the same thing. Our own `Dependencies` says it once. Our own lines all pass.
+    """
+
+    def __init__(self, every_s: float = 60.0, libraries: tuple[str, ...] = ("aiokafka", "asyncpg")) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.libraries = libraries
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.libraries):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            return False
+        if len(self._last) > 1000:  # bounded: a flood of distinct messages must not grow memory
+            self._last.clear()
+        self._last[key] = now
+        return True

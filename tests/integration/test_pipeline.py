@@ -122,65 +122,6 @@ async def test_raw_notifications_and_messages_become_exact_cr_buckets(settings: 
         await eventually(done, what=f"buckets equal {want}")
 
 
-async def test_bad_input_goes_to_the_dead_letter_topic_with_its_reason(settings: Settings) -> None:
-    now = datetime.now(UTC)
-    scenario = generate(now, seed=12)
-    good = scenario.notifications[:40]
-    unknown_mkt = json.loads(json.dumps(good[0]))
-    unknown_mkt["Payload"]["OrderChangeNotification"]["Summary"]["MarketplaceId"] = "XX_NOT_A_MARKETPLACE"
-    bad = {
-        settings.order_change_topic: [
-            b"{not json",
-            b'{"NotificationType": "ANY_OFFER_CHANGED"}',
-            json.dumps(unknown_mkt).encode(),
-            None,
-        ],
-        settings.buyer_messages_topic: [b'{"message_id": "m1"}'],
-        settings.order_events_topic: [b"\x08\x96\x01garbage"],  # not an OrderEvent: the metrics stage
-    }
-    async with running(IngestionService(settings)), running(MetricsService(settings)):
-        await publish_raw(settings, settings.order_change_topic, [json.dumps(n).encode() for n in good])
-        for topic, values in bad.items():
-            await publish_raw(settings, topic, values)
-        dead = await read_all(settings, settings.dead_letter_topic, count=sum(map(len, bad.values())))
-        # and the good ones still arrived: the consumers went on after the bad records
-        orders = {n["Payload"]["OrderChangeNotification"]["AmazonOrderId"] for n in good}
-
-        async def good_applied() -> bool:
-            pool = await db.create_pool(dsn=settings.postgres_dsn, schema=settings.postgres_schema)
-            try:
-                async with pool.acquire() as conn:
-                    return await conn.fetchval("SELECT count(*) FROM orders") == len(orders)
-            finally:
-                await pool.close()
-
-        await eventually(good_applied, what="the good notifications applied")
-
-    assert len(dead) == sum(map(len, bad.values()))
-    reasons = {}
-    for record in dead:
-        headers = dict(record.headers)
-        reasons[(headers[kafka.DLQ_SOURCE_TOPIC].decode(), record.value)] = (
-            headers[kafka.DLQ_STAGE].decode(),
-            headers[kafka.DLQ_REASON].decode(),
-        )
-    expected_reasons = {
-        (settings.order_change_topic, b"{not json"): ("ingestion", "not JSON"),
-        (settings.order_change_topic, b'{"NotificationType": "ANY_OFFER_CHANGED"}'): (
-            "ingestion",
-            "ORDER_CHANGE",
-        ),
-        (settings.order_change_topic, json.dumps(unknown_mkt).encode()): ("ingestion", "unknown marketplace"),
-        (settings.order_change_topic, None): ("ingestion", "empty record"),
-        (settings.buyer_messages_topic, b'{"message_id": "m1"}'): ("ingestion", "missing seller_account"),
-        (settings.order_events_topic, b"\x08\x96\x01garbage"): ("metrics", "OrderEvent"),
-    }
-    for key, (stage, says) in expected_reasons.items():
-        assert key in reasons, f"no dead letter for {key}"
-        assert reasons[key][0] == stage
-        assert says in reasons[key][1], reasons[key][1]
-
-
 async def test_a_restarted_metrics_service_applies_everything_exactly_once(settings: Settings) -> None:
     now = datetime.now(UTC)
     scenario = generate(now, seed=13)

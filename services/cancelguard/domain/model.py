@@ -18,7 +18,12 @@ T = TypeVar("T")
 
 
 class InvalidInput(ValueError):
-    """Amazon (or a caller) sent a value we cannot read. The message says which and what was expected."""
+    """Amazon (or a caller) sent a value we cannot read. The message says which and what was expected;
+    `reason` is a stable code (`bounds.Reason`) for dead letters, metrics and API errors."""
+
+    def __init__(self, message: str, reason: str = "UNKNOWN_VALUE") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Channel(enum.Enum):
@@ -194,17 +199,22 @@ def parse_time(value: object, field_name: str = "time") -> datetime:
         try:
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise InvalidInput(f"{field_name}: {value!r} is not an ISO 8601 time") from None
+            raise InvalidInput(f"{field_name}: {value!r} is not an ISO 8601 time", "BAD_TIME") from None
     else:
-        raise InvalidInput(f"{field_name}: expected an ISO 8601 time, got {value!r}")
+        raise InvalidInput(f"{field_name}: expected an ISO 8601 time, got {value!r}", "BAD_TIME")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise InvalidInput(f"{field_name}: {value!r} has no time zone (Amazon sends UTC, e.g. ...Z)")
-    return parsed.astimezone(UTC)
+        raise InvalidInput(
+            f"{field_name}: {value!r} has no time zone (Amazon sends UTC, e.g. ...Z)", "BAD_TIME"
+        )
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        raise InvalidInput(f"{field_name}: {value!r} is out of range", "TIME_OUT_OF_RANGE") from None
 
 
 def _require_tz(name: str, ts: datetime | None) -> None:
     if ts is not None and (ts.tzinfo is None or ts.utcoffset() is None):
-        raise InvalidInput(f"{name} {ts.isoformat()} has no time zone; Amazon's times are UTC")
+        raise InvalidInput(f"{name} {ts.isoformat()} has no time zone; Amazon's times are UTC", "BAD_TIME")
 
 
 # --- identity ------------------------------------------------------------------------------------

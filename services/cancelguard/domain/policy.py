@@ -65,7 +65,8 @@ def marketplace(marketplace_id: str) -> Marketplace:
     if found is None:
         raise UnknownMarketplace(
             f"unknown marketplace id {marketplace_id!r}; expected an Amazon marketplace id such as "
-            "ATVPDKIKX0DER (US) or A1PA6795UKMFR9 (DE)"
+            "ATVPDKIKX0DER (US) or A1PA6795UKMFR9 (DE)",
+            "UNKNOWN_MARKETPLACE",
         )
     return found
 

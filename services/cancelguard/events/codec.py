@@ -8,6 +8,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cancelguard.domain import model as m
+from cancelguard.domain.bounds import Reason
 from cancelguard.events.v1 import order_event_pb2 as pb
 
 _SOURCE_TO_PB = {s: pb.Source.Value(f"SOURCE_{s.value}") for s in m.Source}
@@ -24,6 +25,10 @@ _KIND_TO_PB = {k: pb.RequestKind.Value(f"REQUEST_KIND_{k.name}") for k in m.Requ
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
 
 
+_NOT_AN_EVENT = Reason.NOT_AN_EVENT.value
+_MISSING = Reason.MISSING_FIELD.value
+
+
 def _ts(dt: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(dt)
@@ -31,7 +36,12 @@ def _ts(dt: datetime) -> Timestamp:
 
 
 def _dt(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:  # seconds beyond year 1..9999, or nanos out of range
+        raise m.InvalidInput(
+            f"order event has a timestamp out of range: {exc}", Reason.TIME_OUT_OF_RANGE.value
+        ) from None
 
 
 def encode(event: m.OrderEvent) -> bytes:
@@ -100,16 +110,18 @@ def decode(data: bytes) -> m.OrderEvent:
     try:
         msg.ParseFromString(data)
     except DecodeError as exc:
-        raise m.InvalidInput(f"not a cancelguard.events.v1.OrderEvent: {exc}") from exc
+        raise m.InvalidInput(f"not a cancelguard.events.v1.OrderEvent: {exc}", _NOT_AN_EVENT) from exc
     missing = [
         f for f in ("event_id", "seller_account", "marketplace_id", "amazon_order_id") if not getattr(msg, f)
     ]
     if missing:
-        raise m.InvalidInput(f"order event is missing {', '.join(missing)}")
+        raise m.InvalidInput(f"order event is missing {', '.join(missing)}", _MISSING)
     if msg.source not in _SOURCE_FROM_PB:
-        raise m.InvalidInput(f"order event {msg.event_id} has no source")
+        raise m.InvalidInput(f"order event {msg.event_id[:200]!r} has no source", _MISSING)
     if not msg.HasField("occurred_at"):
-        raise m.InvalidInput(f"order event {msg.event_id} has no occurred_at (Amazon's time)")
+        raise m.InvalidInput(
+            f"order event {msg.event_id[:200]!r} has no occurred_at (Amazon's time)", _MISSING
+        )
     which = msg.WhichOneof("body")
     body: m.EventBody
     if which == "snapshot":
@@ -138,7 +150,9 @@ def decode(data: bytes) -> m.OrderEvent:
     elif which == "cancellation_requested":
         r = msg.cancellation_requested
         if r.kind not in _KIND_FROM_PB:
-            raise m.InvalidInput(f"order event {msg.event_id}: cancellation request has no kind")
+            raise m.InvalidInput(
+                f"order event {msg.event_id[:200]!r}: cancellation request has no kind", _MISSING
+            )
         body = m.CancellationRequested(
             _KIND_FROM_PB[r.kind], tuple(r.order_item_ids), r.reason, r.language, r.message_id
         )
@@ -148,7 +162,7 @@ def decode(data: bytes) -> m.OrderEvent:
     elif which == "shipping_label_purchased":
         body = m.ShippingLabelPurchased()
     else:
-        raise m.InvalidInput(f"order event {msg.event_id} has no body")
+        raise m.InvalidInput(f"order event {msg.event_id[:200]!r} has no body", _MISSING)
     return m.OrderEvent(
         event_id=msg.event_id,
         key=m.OrderKey(msg.seller_account, msg.marketplace_id, msg.amazon_order_id),

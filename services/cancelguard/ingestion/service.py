@@ -1,89 +1,120 @@
 """The ingestion service: raw topics in, normalised order events out.
 
 Reads what Amazon pushes (ORDER_CHANGE notifications, bridged from SQS/EventBridge onto a raw topic) and
-what buyers write (helpdesk messages), turns each record into an order event with the adapters, and
-publishes it with an idempotent producer keyed by seller account + marketplace. A record it cannot read
-goes to the dead-letter topic with the reason. Raw offsets are committed only after every event and
-dead letter of the batch is acknowledged (acks=all): nothing is lost, and a replay after a crash
-re-publishes the same event ids, which the metrics service folds in idempotently.
+what buyers write (helpdesk messages), turns each record into an order event with the adapters, checks
+it against the bounds (`domain.bounds.check_event`), and publishes it with an idempotent producer keyed
+by seller account + marketplace.
+
+One rule for bad input: a record that cannot be parsed, checked or encoded goes to the dead-letter
+topic with a reason code and a message (`dead_letters`), is counted, and the next record is processed;
+per raw topic, published + ignored + dead-lettered = records read. Raw offsets are committed only after
+every event and dead letter of the batch is acknowledged (acks=all): nothing is lost, and a replay after
+a crash re-publishes the same event ids, which the metrics service folds in idempotently. While Kafka is
+away the batch in hand is re-sent with backoff and health says NOT_SERVING (`runtime.Dependencies`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 
-from cancelguard import kafka
+from cancelguard import dead_letters, kafka
 from cancelguard.config import Settings
+from cancelguard.domain.bounds import Reason, check_event
 from cancelguard.domain.model import InvalidInput, OrderEvent
 from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
-from cancelguard.ingestion.adapters.buyer_messages import parse_buyer_message
-from cancelguard.ingestion.adapters.order_change import parse_order_change
-from cancelguard.runtime import HealthServer
+from cancelguard.ingestion.adapters import buyer_messages, order_change
+from cancelguard.runtime import Dependencies, HealthServer, backoff_delays
 
 log = logging.getLogger("cancelguard.ingestion")
 
 GROUP_ID = "cancelguard-ingestion"
+KAFKA = "Kafka"
 
-RECORDS_IN = Counter("cancelguard_ingestion_records_total", "Raw records read", ["topic"])
+RECORDS = Counter(
+    "cancelguard_ingestion_records_total",
+    "Raw records read, by what became of them (published, ignored, dead_lettered)",
+    ["topic", "outcome"],
+)
 EVENTS_OUT = Counter("cancelguard_ingestion_events_total", "Order events published", ["source"])
 DEAD_LETTERS = Counter(
-    "cancelguard_ingestion_dead_letters_total", "Raw records sent to the dead-letter topic", ["topic"]
-)
-NOT_REQUESTS = Counter(
-    "cancelguard_ingestion_buyer_messages_not_requests_total", "Buyer messages that do not ask to cancel"
+    "cancelguard_ingestion_dead_letters_total",
+    "Raw records sent to the dead-letter topic",
+    ["topic", "reason"],
 )
 BATCH_SECONDS = Histogram("cancelguard_ingestion_batch_seconds", "Time to publish and commit one batch")
 
-Adapter = Callable[[bytes, datetime], OrderEvent | None]
+
+@dataclass(frozen=True, slots=True)
+class RawSource:
+    """One raw topic's adapter, and the personal fields its format has (removed from dead letters)."""
+
+    adapt: Callable[[bytes, datetime], OrderEvent | None]
+    personal_fields: tuple[str, ...]
 
 
 def _order_change(value: bytes, now: datetime) -> OrderEvent | None:
-    return parse_order_change(value, observed_at=now)
+    return order_change.parse_order_change(value, observed_at=now)
 
 
 def _buyer_message(value: bytes, now: datetime) -> OrderEvent | None:
-    event, _ = parse_buyer_message(value, observed_at=now)
-    if event is None:
-        NOT_REQUESTS.inc()
-    return event
+    event, _ = buyer_messages.parse_buyer_message(value, observed_at=now)
+    return event  # None: the message does not ask to cancel
 
 
-def adapters_for(settings: Settings) -> dict[str, Adapter]:
-    return {settings.order_change_topic: _order_change, settings.buyer_messages_topic: _buyer_message}
+def sources_for(settings: Settings) -> dict[str, RawSource]:
+    return {
+        settings.order_change_topic: RawSource(_order_change, order_change.PERSONAL_FIELDS),
+        settings.buyer_messages_topic: RawSource(_buyer_message, buyer_messages.PERSONAL_FIELDS),
+    }
 
 
-def normalise(adapter: Adapter, value: bytes | None, now: datetime) -> OrderEvent | None:
-    """Raw record -> order event; InvalidInput says why it cannot be read."""
+def normalise(source: RawSource, value: bytes | None, now: datetime) -> OrderEvent | None:
+    """Raw record -> a checked order event (None: nothing to publish); InvalidInput says why not."""
     if value is None:
-        raise InvalidInput("empty record (no value)")
-    event = adapter(value, now)
-    if event is not None:
-        marketplace(event.key.marketplace_id)  # an unknown marketplace is bad input, not a default
-    return event
+        raise InvalidInput("empty record (no value)", Reason.EMPTY_RECORD.value)
+    event = source.adapt(value, now)
+    if event is None:
+        return None
+    marketplace(event.key.marketplace_id)  # an unknown marketplace is bad input, not a default
+    return check_event(event, now=now)
 
 
-def _reason(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, InvalidInput) else f"internal error {type(exc).__name__}: {exc}"
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to send: an order event, or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
 
 
 class IngestionService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.adapters = adapters_for(settings)
+        self.sources = sources_for(settings)
         self.health = HealthServer(
             "cancelguard.ingestion", settings.bind_host, settings.ingestion_health_port
         )
+        self.kafka_probe = kafka.KafkaProbe(settings.kafka_bootstrap)
+        self.dependencies = Dependencies(
+            {KAFKA: self.kafka_probe},
+            self.health.set,
+            outage_limit_s=settings.outage_limit_s,
+            interval_s=settings.probe_interval_s,
+        )
         self.producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-ingestion")
         self.consumer = AIOKafkaConsumer(
-            *self.adapters,
+            *self.sources,
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=GROUP_ID,
             client_id="cancelguard-ingestion",
@@ -96,71 +127,107 @@ class IngestionService:
         await self.health.start()
         try:
             await kafka.connect(s, self.producer, self.consumer, stop=stop)
-            await self.health.set(True)
-            log.info("ingesting", extra={"topics": list(self.adapters), "publishes_to": s.order_events_topic})
+            await self.dependencies.probe_once()
+            self.dependencies.start()
+            log.info("ingesting", extra={"topics": list(self.sources), "publishes_to": s.order_events_topic})
             while not stop.is_set():
+                self.dependencies.check_limit()
                 batch = await self.consumer.getmany(
                     timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records
                 )
                 if batch:
-                    await self.process(batch)
+                    await self.process(batch, stop)
         finally:
+            await self.dependencies.stop()
             await self.health.set(False)
             await self._close()
 
-    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        with BATCH_SECONDS.time():
-            now = datetime.now(UTC)
-            pending = []
-            for tp, records in batch.items():
-                adapter = self.adapters[tp.topic]
-                RECORDS_IN.labels(tp.topic).inc(len(records))
-                for record in records:
-                    pending.append(await self._publish(adapter, record, now))
-            # every send must be acknowledged before the raw offsets move past it
-            await asyncio.wait_for(
-                asyncio.gather(*(p for p in pending if p is not None)), kafka.SEND_TIMEOUT_S
-            )
-            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            try:
-                await self.consumer.commit(offsets)
-            except CommitFailedError:
-                # partitions moved to another instance: it re-reads them; the events are idempotent
-                log.warning(
-                    "commit refused after a rebalance; the new owner will re-read",
-                    extra={"partitions": [f"{tp.topic}/{tp.partition}" for tp in offsets]},
-                )
-
-    async def _publish(
-        self, adapter: Adapter, record: ConsumerRecord, now: datetime
-    ) -> asyncio.Future | None:
+    def route(self, record: ConsumerRecord, now: datetime) -> Outgoing | None:
+        """What one raw record becomes: an event, nothing, or a dead letter. Never raises."""
         s = self.settings
+        source = self.sources[record.topic]
         try:
-            event = normalise(adapter, record.value, now)
+            event = normalise(source, record.value, now)
+            if event is None:
+                RECORDS.labels(record.topic, "ignored").inc()
+                return None
+            value = codec.encode(event)
         except Exception as exc:
             # InvalidInput is bad input; anything else is a bug of ours on this record. Either way the
             # record is kept, with the reason, and the stream goes on.
-            if not isinstance(exc, InvalidInput):
+            code, message = dead_letters.refusal(exc)
+            if code == Reason.INTERNAL_ERROR.value:
                 log.exception(
                     "adapter failed on a record", extra={"topic": record.topic, "offset": record.offset}
                 )
-            DEAD_LETTERS.labels(record.topic).inc()
-            origin = kafka.Origin(record.topic, record.partition, record.offset)
-            return await kafka.send_dead_letter(
-                self.producer,
-                s.dead_letter_topic,
-                value=record.value,
-                key=record.key,
-                reason=_reason(exc),
-                origin=origin,
-                stage="ingestion",
-            )
-        if event is None:
-            return None
+            return self._dead_letter(record, code, message, source.personal_fields)
+        RECORDS.labels(record.topic, "published").inc()
         EVENTS_OUT.labels(event.source.value).inc()
-        return await self.producer.send(
-            s.order_events_topic, value=codec.encode(event), key=event.key.partition_key.encode()
+        return Outgoing(s.order_events_topic, event.key.partition_key.encode(), value)
+
+    def _dead_letter(
+        self, record: ConsumerRecord, code: str, message: str, personal_fields: Sequence[str]
+    ) -> Outgoing:
+        RECORDS.labels(record.topic, "dead_lettered").inc()
+        DEAD_LETTERS.labels(record.topic, code).inc()
+        log.warning(
+            "dead-lettered a record",
+            extra={
+                "reason_code": code,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
         )
+        letter = dead_letters.build(
+            value=record.value,
+            key=record.key,
+            reason_code=code,
+            message=message,
+            origin=dead_letters.Origin(record.topic, record.partition, record.offset),
+            stage="ingestion",
+            personal_fields=personal_fields,
+        )
+        return Outgoing(self.settings.dead_letter_topic, letter.key, letter.value, letter.headers)
+
+    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+        with BATCH_SECONDS.time():
+            now = datetime.now(UTC)
+            outgoing = [
+                o for records in batch.values() for r in records if (o := self.route(r, now)) is not None
+            ]
+            if not await self.send_all(outgoing, stop):
+                return  # stopped during an outage: nothing committed, the batch is re-read after restart
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:
+                # a rebalance moved the partitions, or the broker went away between send and commit: the
+                # records are re-read and re-published with the same event ids, which fold in idempotently
+                log.warning(
+                    "raw offsets not committed; the records will be re-read",
+                    extra={"error": str(exc), "partitions": [f"{tp.topic}/{tp.partition}" for tp in offsets]},
+                )
+
+    async def send_all(self, outgoing: Sequence[Outgoing], stop: asyncio.Event) -> bool:
+        """Send every record and wait for every acknowledgement, retrying through a Kafka outage.
+        False: stopped before they were all acknowledged."""
+        for delay in backoff_delays():
+            try:
+                futures = [
+                    await self.producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing
+                ]
+                await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
+            except (KafkaError, TimeoutError) as exc:
+                await self.dependencies.down(KAFKA, exc)
+                self.dependencies.check_limit()
+                await self.dependencies.wait_retry(delay, stop)
+                if stop.is_set():
+                    return False
+                continue
+            await self.dependencies.up(KAFKA)
+            return True
+        raise AssertionError("backoff_delays never ends")
 
     async def _close(self) -> None:
         try:
@@ -168,4 +235,5 @@ class IngestionService:
         except (TimeoutError, KafkaError) as exc:
             log.warning("consumer did not stop cleanly: %s", exc)
         await kafka.stop_producer(self.producer)
+        await self.kafka_probe.close()
         await self.health.stop(self.settings.shutdown_grace_s)

@@ -3,8 +3,12 @@
 Offsets live in Postgres, written in the same transaction as the facts they produced (the pattern in
 aiokafka's docs for a database sink). On partition assignment the consumer seeks to the stored offsets;
 Kafka's own committed offsets are written after each batch only so that lag shows in Kafka's tools.
-A record that does not decode goes to the dead-letter topic (acknowledged before the batch commits) and
-never stops the consumer.
+
+No single record stops it. A record that does not decode or breaks the bounds (`domain.bounds`) goes to
+the dead-letter topic, and so does one whose data Postgres refuses (found by trying the batch's events
+one at a time); each dead letter is acknowledged before the batch commits, and the next record is
+applied. While Postgres or Kafka is away the batch in hand is retried with backoff and health says
+NOT_SERVING (`runtime.Dependencies`); past `outage_limit_s` the service exits with the reason.
 """
 
 from __future__ import annotations
@@ -12,32 +16,41 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from cancelguard import db, kafka
+from cancelguard import db, dead_letters, kafka
 from cancelguard.config import Settings
+from cancelguard.domain.bounds import Reason, check_event
 from cancelguard.domain.model import InvalidInput, OrderEvent
 from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
-from cancelguard.metrics.store import PartitionBatch, Store
-from cancelguard.runtime import HealthServer, connect_with_retry
+from cancelguard.metrics.store import BatchResult, PartitionBatch, Store
+from cancelguard.runtime import Dependencies, HealthServer, backoff_delays, connect_with_retry
 
 log = logging.getLogger("cancelguard.metrics")
 
 GROUP_ID = "cancelguard-metrics"
+KAFKA, POSTGRES = "Kafka", "Postgres"
 
 EVENTS_APPLIED = Counter("cancelguard_metrics_events_applied_total", "Order events folded into Postgres")
 RECORDS_SKIPPED = Counter(
     "cancelguard_metrics_records_skipped_total",
     "Records already applied (replayed after a crash or rebalance)",
 )
-DEAD_LETTERS = Counter("cancelguard_metrics_dead_letters_total", "Order events that could not be decoded")
+DEAD_LETTERS = Counter(
+    "cancelguard_metrics_dead_letters_total", "Records sent to the dead-letter topic", ["reason"]
+)
 ROW_WRITES = Counter("cancelguard_metrics_row_writes_total", "Order and bucket rows upserted", ["table"])
 BATCH_SECONDS = Histogram("cancelguard_metrics_batch_seconds", "Time to apply one batch")
 ASSIGNED = Gauge("cancelguard_metrics_assigned_partitions", "Partitions this instance owns")
+
+
+class _KafkaDown(Exception):
+    """Sending dead letters failed: Kafka, not Postgres, is the dependency that is away."""
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -51,12 +64,13 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         await self.service.seek_to_stored(list(assigned))
 
 
-def decode(record: ConsumerRecord) -> OrderEvent:
+def decode(record: ConsumerRecord, now: datetime) -> OrderEvent:
+    """One record of the events topic -> a checked event; InvalidInput says why not."""
     if record.value is None:
-        raise InvalidInput("empty record (no value)")
+        raise InvalidInput("empty record (no value)", Reason.EMPTY_RECORD.value)
     event = codec.decode(record.value)
     marketplace(event.key.marketplace_id)
-    return event
+    return check_event(event, now=now)
 
 
 class MetricsService:
@@ -72,7 +86,9 @@ class MetricsService:
             auto_offset_reset="earliest",
             max_poll_records=settings.batch_max_records,
         )
+        self.kafka_probe = kafka.KafkaProbe(settings.kafka_bootstrap)
         self.store: Store | None = None
+        self.dependencies: Dependencies | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -80,31 +96,42 @@ class MetricsService:
         pool = None
         try:
             await connect_with_retry(
-                "Postgres",
+                POSTGRES,
                 s.redacted_dsn,
                 lambda: db.migrate(dsn=s.postgres_dsn, schema=s.postgres_schema),
                 timeout_s=s.startup_timeout_s,
                 stop=stop,
             )
             pool = await connect_with_retry(
-                "Postgres",
+                POSTGRES,
                 s.redacted_dsn,
                 lambda: db.create_pool(dsn=s.postgres_dsn, schema=s.postgres_schema),
                 timeout_s=s.startup_timeout_s,
                 stop=stop,
             )
             self.store = Store(pool, s.policies)
+            ready_pool = pool
+            self.dependencies = Dependencies(
+                {KAFKA: self.kafka_probe, POSTGRES: lambda: db.ping(ready_pool)},
+                self.health.set,
+                outage_limit_s=s.outage_limit_s,
+                interval_s=s.probe_interval_s,
+            )
             self.consumer.subscribe([s.order_events_topic], listener=_SeekToStoredOffsets(self))
             await kafka.connect(s, self.producer, self.consumer, stop=stop)
-            await self.health.set(True)
+            await self.dependencies.probe_once()
+            self.dependencies.start()
             log.info(
                 "applying order events", extra={"topic": s.order_events_topic, "schema": s.postgres_schema}
             )
             while not stop.is_set():
+                self.dependencies.check_limit()
                 batch = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms)
                 if batch:
-                    await self.process(batch)
+                    await self.process(batch, stop)
         finally:
+            if self.dependencies is not None:
+                await self.dependencies.stop()
             await self.health.set(False)
             await self._close()
             if pool is not None:
@@ -113,7 +140,16 @@ class MetricsService:
     async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         assert self.store is not None
         ASSIGNED.set(len(self.consumer.assignment()))
-        stored = await self.store.load_offsets(GROUP_ID, self.settings.order_events_topic)
+        for delay in backoff_delays():  # Postgres may be away during a rebalance too
+            try:
+                stored = await self.store.load_offsets(GROUP_ID, self.settings.order_events_topic)
+                break
+            except Exception as exc:
+                if not db.is_transient(exc) or self.dependencies is None:
+                    raise
+                await self.dependencies.down(POSTGRES, exc)
+                self.dependencies.check_limit()
+                await asyncio.sleep(delay)
         for tp in assigned:
             if tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
@@ -124,42 +160,116 @@ class MetricsService:
             extra={"partitions": sorted(tp.partition for tp in assigned), "stored_offsets": stored},
         )
 
-    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        assert self.store is not None
+    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
         with BATCH_SECONDS.time():
+            now = datetime.now(UTC)
             parts = []
-            dead = []
+            letters = []
             for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
                 decoded: list[tuple[int, OrderEvent | None]] = []
                 for record in records:
                     try:
-                        decoded.append((record.offset, decode(record)))
-                    except InvalidInput as exc:
-                        DEAD_LETTERS.inc()
+                        decoded.append((record.offset, decode(record, now)))
+                    except Exception as exc:
                         decoded.append((record.offset, None))
-                        dead.append(
-                            await kafka.send_dead_letter(
-                                self.producer,
-                                self.settings.dead_letter_topic,
-                                value=record.value,
-                                key=record.key,
-                                reason=str(exc),
-                                origin=kafka.Origin(tp.topic, tp.partition, record.offset),
-                                stage="metrics",
-                            )
-                        )
+                        letters.append(self._dead_letter(record.value, record.key, exc, tp, record.offset))
                 parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
-            if dead:  # dead letters are safe in Kafka before the offsets move past them
-                await asyncio.wait_for(asyncio.gather(*dead), kafka.SEND_TIMEOUT_S)
-            result = await self.store.apply_batch(GROUP_ID, parts)
+            result = await self._apply(parts, letters, stop)
+        if result is None:
+            return  # stopped during an outage: nothing committed; the batch is re-read after a restart
         EVENTS_APPLIED.inc(result.events_applied)
         RECORDS_SKIPPED.inc(result.records_skipped)
         ROW_WRITES.labels("orders").inc(result.orders_written)
         ROW_WRITES.labels("cr_buckets").inc(result.buckets_written)
         try:  # for lag monitoring only: Postgres holds the offsets that count
             await self.consumer.commit({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
-        except (CommitFailedError, KafkaError) as exc:
+        except KafkaError as exc:
             log.info("kafka offset commit skipped: %s", exc)
+
+    async def _apply(
+        self, parts: list[PartitionBatch], letters: list[dead_letters.DeadLetter], stop: asyncio.Event
+    ) -> BatchResult | None:
+        """Dead letters out, then the batch into Postgres, retrying through outages; None: stopped."""
+        assert self.store is not None and self.dependencies is not None
+        for delay in backoff_delays():
+            try:
+                if letters:  # dead letters are safe in Kafka before the offsets move past them
+                    await self._send(letters)
+                    letters = []
+                result = await self.store.apply_batch(GROUP_ID, parts)
+            except _KafkaDown as down:
+                await self.dependencies.down(KAFKA, down.__cause__ or down)
+            except Exception as exc:
+                if db.is_record_error(exc):
+                    parts, letters = await self._isolate(parts, exc)
+                    continue
+                if not db.is_transient(exc):
+                    raise
+                await self.dependencies.down(POSTGRES, exc)
+            else:
+                await self.dependencies.up(POSTGRES)
+                return result
+            self.dependencies.check_limit()
+            await self.dependencies.wait_retry(delay, stop)
+            if stop.is_set():
+                return None
+        raise AssertionError("backoff_delays never ends")
+
+    async def _isolate(
+        self, parts: list[PartitionBatch], error: Exception
+    ) -> tuple[list[PartitionBatch], list[dead_letters.DeadLetter]]:
+        """The batch without the events Postgres refuses, and their dead letters."""
+        assert self.store is not None
+        events = [e for p in parts for _, e in p.records if e is not None]
+        refused = await self.store.rejected(events)
+        if not refused:
+            raise error  # the batch fails, yet no event alone does: not a poison record; let it crash
+        bad = {id(e) for e, _ in refused}
+        letters = []
+        kept = []
+        for p in parts:
+            records: list[tuple[int, OrderEvent | None]] = []
+            for offset, event in p.records:
+                if event is not None and id(event) in bad:
+                    exc = next(x for e, x in refused if e is event)
+                    tp = TopicPartition(p.topic, p.partition)
+                    store_error = InvalidInput(
+                        f"Postgres refused the event: {exc}", Reason.STORE_REJECTED.value
+                    )
+                    letters.append(self._dead_letter(codec.encode(event), None, store_error, tp, offset))
+                    event = None
+                records.append((offset, event))
+            kept.append(PartitionBatch(p.topic, p.partition, records))
+        return kept, letters
+
+    def _dead_letter(
+        self, value: bytes | None, key: bytes | None, exc: Exception, tp: TopicPartition, offset: int
+    ) -> dead_letters.DeadLetter:
+        code, message = dead_letters.refusal(exc)
+        if code == Reason.INTERNAL_ERROR.value:
+            log.error(
+                "could not read an event", exc_info=exc, extra={"partition": tp.partition, "offset": offset}
+            )
+        DEAD_LETTERS.labels(code).inc()
+        log.warning(
+            "dead-lettered a record", extra={"reason_code": code, "partition": tp.partition, "offset": offset}
+        )
+        return dead_letters.build(
+            value=value,
+            key=key,
+            reason_code=code,
+            message=message,
+            origin=dead_letters.Origin(tp.topic, tp.partition, offset),
+            stage="metrics",
+        )
+
+    async def _send(self, letters: list[dead_letters.DeadLetter]) -> None:
+        topic = self.settings.dead_letter_topic
+        try:
+            futures = [await kafka.send_dead_letter(self.producer, topic, letter) for letter in letters]
+            await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            raise _KafkaDown from exc
 
     async def _close(self) -> None:
         try:
@@ -167,4 +277,5 @@ class MetricsService:
         except (TimeoutError, KafkaError) as exc:
             log.warning("consumer did not stop cleanly: %s", exc)
         await kafka.stop_producer(self.producer)
+        await self.kafka_probe.close()
         await self.health.stop(self.settings.shutdown_grace_s)

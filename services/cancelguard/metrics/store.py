@@ -2,9 +2,15 @@
 the API.
 
 A batch is applied in one transaction: lock the partitions' stored offsets (fencing out a second
-instance that still holds them after a rebalance), skip records already applied, fold the rest into the
-stored orders with the domain rules, move each changed order's counts between hour buckets, upsert the
-orders, the bucket deltas and the new offsets, commit. One upsert per order and per bucket per batch.
+instance that still holds them after a rebalance), skip records already applied, lock the batch's order
+rows, fold the rest into the stored orders with the domain rules, move each changed order's counts
+between hour buckets, upsert the orders, the bucket deltas and the new offsets, commit. One upsert per
+order and per bucket per batch.
+
+Locks are always taken in key order (offsets by partition, orders by key, buckets by key), so two
+batches that share orders (one order on two partitions, after a partition count change or a producer
+that keys by order) wait for each other instead of deadlocking, and the second folds into what the
+first committed: no lost update.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime
 
 import asyncpg
 
-from cancelguard.db import ACQUIRE_TIMEOUT_S
+from cancelguard.db import ACQUIRE_TIMEOUT_S, is_record_error
 from cancelguard.domain.attribution import attribute, contribution
 from cancelguard.domain.lifecycle import apply
 from cancelguard.domain.model import Order, OrderEvent, OrderKey, OrderStatus, RequestKind
@@ -45,6 +51,10 @@ class BatchResult:
     records_skipped: int  # already applied by an earlier run (replay after a crash or rebalance)
     orders_written: int
     buckets_written: int
+
+
+class _Rollback(Exception):
+    """Ends a trial transaction (`Store.rejected`) without keeping anything."""
 
 
 def open_request(order: Order) -> tuple[RequestKind, datetime] | None:
@@ -99,7 +109,8 @@ class Store:
                 r["partition"]: r["next_offset"]
                 for r in await conn.fetch(
                     "SELECT partition, next_offset FROM consumer_offsets"
-                    " WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int[]) FOR UPDATE",
+                    " WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int[])"
+                    " ORDER BY partition FOR UPDATE",
                     group,
                     topic,
                     partitions,
@@ -107,12 +118,15 @@ class Store:
             }
             events: list[OrderEvent] = []
             skipped = 0
+            applied: dict[int, int] = {}
             for b in batches:
                 start = stored.get(b.partition, 0)
                 for offset, event in b.records:
                     if offset < start:
                         skipped += 1
-                    elif event is not None:
+                        continue
+                    applied[b.partition] = applied.get(b.partition, 0) + 1
+                    if event is not None:
                         events.append(event)
 
             orders_written = buckets_written = 0
@@ -120,12 +134,10 @@ class Store:
                 orders_written, buckets_written = await self._fold(conn, events)
 
             await conn.executemany(
-                "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (consumer_group, topic, partition) DO UPDATE"
-                " SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),"
-                " updated_at = now()",
-                [(group, topic, b.partition, b.next_offset) for b in batches],
+                "UPDATE consumer_offsets SET next_offset = GREATEST(next_offset, $4),"
+                " applied_records = applied_records + $5, updated_at = now()"
+                " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+                [(group, topic, b.partition, b.next_offset, applied.get(b.partition, 0)) for b in batches],
             )
         return BatchResult(len(events), skipped, orders_written, buckets_written)
 
@@ -133,21 +145,35 @@ class Store:
         by_key: dict[OrderKey, list[OrderEvent]] = defaultdict(list)
         for event in events:
             by_key[event.key].append(event)
-        keys = list(by_key)
-        rows = await conn.fetch(
-            "SELECT o.seller_account, o.marketplace_id, o.amazon_order_id, o.state,"
-            " o.denominator_bucket, o.numerator_bucket"
-            " FROM orders o JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(s, m, i)"
-            " ON o.seller_account = k.s AND o.marketplace_id = k.m AND o.amazon_order_id = k.i",
+        keys = sorted(by_key)
+        columns = (
             [k.seller_account for k in keys],
             [k.marketplace_id for k in keys],
             [k.amazon_order_id for k in keys],
         )
-        before = {OrderKey(r[0], r[1], r[2]): r for r in rows}
+        # Lock every order of the batch, in key order. A new order gets a placeholder row first (state
+        # NULL, never committed: the upsert below replaces it), so that it too has a row to lock; a
+        # batch inserting the same new order waits here for this one to commit, then sees its state.
+        await conn.execute(
+            "INSERT INTO orders (seller_account, marketplace_id, amazon_order_id, state, verdict, rule)"
+            " SELECT s, m, i, 'null'::jsonb, '', '' FROM unnest($1::text[], $2::text[], $3::text[])"
+            " AS k(s, m, i) ORDER BY s, m, i ON CONFLICT DO NOTHING",
+            *columns,
+        )
+        rows = await conn.fetch(
+            "SELECT o.seller_account, o.marketplace_id, o.amazon_order_id, o.state,"
+            " o.denominator_bucket, o.numerator_bucket"
+            " FROM orders o JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(s, m, i)"
+            " ON o.seller_account = k.s AND o.marketplace_id = k.m AND o.amazon_order_id = k.i"
+            " ORDER BY o.seller_account, o.marketplace_id, o.amazon_order_id FOR UPDATE OF o",
+            *columns,
+        )
+        before = {OrderKey(r[0], r[1], r[2]): r for r in rows if r["state"] is not None}
 
         deltas: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
         out = []
-        for key, order_events in by_key.items():
+        for key in keys:
+            order_events = by_key[key]
             row = before.get(key)
             order = order_from_json(key, row["state"]) if row is not None else None
             for event in order_events:
@@ -203,7 +229,7 @@ class Store:
             *[list(column) for column in zip(*out, strict=True)],
         )
 
-        changed = [(s, m, b, d[0], d[1]) for (s, m, b), d in deltas.items() if d != [0, 0]]
+        changed = sorted((s, m, b, d[0], d[1]) for (s, m, b), d in deltas.items() if d != [0, 0])
         if changed:
             await conn.execute(
                 "INSERT INTO cr_buckets (seller_account, marketplace_id, bucket_start, orders, cancellations)"
@@ -214,6 +240,26 @@ class Store:
                 *[list(column) for column in zip(*changed, strict=True)],
             )
         return len(out), len(changed)
+
+    async def rejected(self, events: Sequence[OrderEvent]) -> list[tuple[OrderEvent, Exception]]:
+        """The events Postgres refuses when each is applied alone, with the error; nothing is kept.
+
+        Called only after a batch failed on its data (`db.is_record_error`), to find the poison record
+        among the good ones; a failure that is not the record's fault is raised."""
+        refused = []
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            for event in events:
+                try:
+                    async with conn.transaction():
+                        await self._fold(conn, [event])
+                        raise _Rollback
+                except _Rollback:
+                    pass
+                except Exception as exc:
+                    if not is_record_error(exc):
+                        raise
+                    refused.append((event, exc))
+        return refused
 
     # --- API: reads ---
 

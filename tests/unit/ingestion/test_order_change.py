@@ -1,6 +1,5 @@
 """ORDER_CHANGE notification -> order event: Amazon's example, the quirks, and bad input."""
 
-import contextlib
 import copy
 import json
 from datetime import UTC, datetime
@@ -11,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cancelguard.domain.bounds import Reason, check_event
 from cancelguard.domain.model import Channel, InvalidInput, OrderSnapshot, OrderStatus, Source
+from cancelguard.events import codec
 from cancelguard.ingestion.adapters.order_change import parse_order_change
 
 EXAMPLE = json.loads((Path(__file__).parents[2] / "fixtures/amazon/order_change_example.json").read_text())
@@ -75,10 +76,11 @@ def _set(path: str, value: Any) -> dict[str, Any]:
     *parents, last = path.split(".")
     for part in parents:
         node = node[int(part)] if part.isdigit() else node[part]
+    index: Any = int(last) if last.isdigit() else last
     if value is _DELETE:
-        del node[last]
+        del node[index]
     else:
-        node[last] = value
+        node[index] = value
     return doc
 
 
@@ -86,31 +88,68 @@ _DELETE = object()
 S = "Payload.OrderChangeNotification.Summary"
 
 
-@pytest.mark.parametrize(
-    ("doc", "says"),
-    [
-        (b"{not json", "not JSON"),
-        (b"[]", "JSON object"),
-        (_set("NotificationType", "ANY_OFFER_CHANGED"), "expected NotificationType ORDER_CHANGE"),
-        (_set("NotificationMetadata.NotificationId", _DELETE), "NotificationMetadata.NotificationId"),
-        (
-            _set("Payload.OrderChangeNotification.AmazonOrderId", ""),
-            "AmazonOrderId must be a non-empty string",
-        ),
-        (_set(f"{S}.OrderStatus", "Lost"), "unknown order status 'Lost'"),
-        (_set(f"{S}.FulfillmentType", "DROPSHIP"), "unknown fulfilment channel"),
-        (_set(f"{S}.PurchaseDate", "yesterday"), "Summary.PurchaseDate"),
-        (_set(f"{S}.PurchaseDate", "2022-07-13T19:42:04"), "no time zone"),
-        (_set(f"{S}.OrderItems", {}), "must be a list"),
-        (_set(f"{S}.OrderItems.0.Quantity", -1), "Quantity must be a whole number"),
-        (_set(f"{S}.OrderItems.0.IsBuyerRequestedCancel", "maybe"), "expected a boolean"),
-        (_set(f"{S}.MarketplaceId", _DELETE), "Summary.MarketplaceId"),
-    ],
-    ids=lambda v: v if isinstance(v, str) else "",
-)
-def test_bad_input_says_what_is_wrong(doc: Any, says: str) -> None:
+def _nested(depth: int) -> bytes:
+    return b'{"NotificationType": "ORDER_CHANGE", "x": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+OCN = "Payload.OrderChangeNotification"
+
+# (input, the dead-letter reason code, what the message says)
+BAD_INPUT = [
+    (b"{not json", "NOT_JSON", "not JSON"),
+    (b"\xff\xfe", "NOT_JSON", "not JSON"),
+    (b"[]", "NOT_AN_OBJECT", "JSON object"),
+    (_nested(100_000), "TOO_DEEP", "nested too deeply"),
+    (_set("NotificationType", "ANY_OFFER_CHANGED"), "WRONG_TYPE", "expected NotificationType ORDER_CHANGE"),
+    (
+        _set("NotificationMetadata.NotificationId", _DELETE),
+        "MISSING_FIELD",
+        "NotificationMetadata.NotificationId",
+    ),
+    (_set(f"{OCN}.AmazonOrderId", ""), "MISSING_FIELD", f"{OCN}.AmazonOrderId is empty"),
+    (_set(f"{OCN}.AmazonOrderId", "903-8868176-2219830 "), "BAD_IDENTIFIER", "without spaces"),
+    (_set(f"{OCN}.AmazonOrderId", "903\x008868176"), "BAD_IDENTIFIER", "control characters"),
+    (_set(f"{OCN}.AmazonOrderId", "\ud800"), "BAD_IDENTIFIER", "printable ASCII"),
+    (_set(f"{OCN}.AmazonOrderId", "9" * 65), "BAD_IDENTIFIER", "at most 64"),
+    (_set(f"{OCN}.AmazonOrderId", 903), "BAD_IDENTIFIER", "must be a string"),
+    (_set(f"{OCN}.SellerId", "A3TH\ud800"), "BAD_IDENTIFIER", "SellerId"),
+    (_set(f"{S}.OrderStatus", "Lost"), "UNKNOWN_VALUE", "unknown order status 'Lost'"),
+    (_set(f"{S}.FulfillmentType", "DROPSHIP"), "UNKNOWN_VALUE", "unknown fulfilment channel"),
+    (_set(f"{S}.PurchaseDate", _DELETE), "MISSING_FIELD", "Summary.PurchaseDate"),
+    (_set(f"{S}.PurchaseDate", None), "MISSING_FIELD", "Summary.PurchaseDate"),
+    (_set(f"{S}.PurchaseDate", "yesterday"), "BAD_TIME", "Summary.PurchaseDate"),
+    (_set(f"{S}.PurchaseDate", 1657741324), "BAD_TIME", "ISO 8601 time string"),
+    (_set(f"{S}.PurchaseDate", "2022-07-13T19:42:04"), "BAD_TIME", "no time zone"),
+    (_set(f"{S}.PurchaseDate", "0001-01-01T00:00:00Z"), "TIME_OUT_OF_RANGE", "outside 2000-01-01"),
+    (_set(f"{S}.PurchaseDate", "0001-01-01T00:00:00+01:00"), "TIME_OUT_OF_RANGE", "out of range"),
+    (_set(f"{S}.PurchaseDate", "1970-01-19T03:58:30Z"), "TIME_OUT_OF_RANGE", "Summary.PurchaseDate"),
+    (_set(f"{S}.PurchaseDate", "2999-01-01T00:00:00Z"), "TIME_OUT_OF_RANGE", "Summary.PurchaseDate"),
+    (_set(f"{S}.LatestShipDate", "2999-01-01T00:00:00Z"), "TIME_OUT_OF_RANGE", "Summary.LatestShipDate"),
+    (
+        _set(f"{OCN}.OrderChangeTrigger.TimeOfOrderChange", "9999-12-31T23:59:59-01:00"),
+        "TIME_OUT_OF_RANGE",
+        "",
+    ),
+    (_set(f"{S}.OrderItems", {}), "WRONG_TYPE", "must be a list"),
+    (_set(f"{S}.OrderItems", [{}] * 1001), "OUT_OF_RANGE", "at most 1000"),
+    (_set(f"{S}.OrderItems.0", "item"), "NOT_AN_OBJECT", "OrderItems[0] must be an object"),
+    (_set(f"{S}.OrderItems.0.Quantity", -1), "OUT_OF_RANGE", "Quantity is -1"),
+    (_set(f"{S}.OrderItems.0.Quantity", 2**31), "OUT_OF_RANGE", "expected 0 to 1,000,000"),
+    (_set(f"{S}.OrderItems.0.Quantity", 1.5), "OUT_OF_RANGE", "whole number"),
+    (_set(f"{S}.OrderItems.0.OrderItemId", _DELETE), "MISSING_FIELD", "OrderItems[0] has no OrderItemId"),
+    (_set(f"{S}.OrderItems.0.SellerSKU", "SKU\ud800"), "BAD_TEXT", "lone surrogate"),
+    (_set(f"{S}.OrderItems.0.SellerSKU", "SKU\x07"), "BAD_TEXT", "control character"),
+    (_set(f"{S}.OrderItems.0.IsBuyerRequestedCancel", "maybe"), "UNKNOWN_VALUE", "expected a boolean"),
+    (_set(f"{S}.MarketplaceId", _DELETE), "MISSING_FIELD", "Summary.MarketplaceId"),
+]
+
+
+@pytest.mark.parametrize(("doc", "reason", "says"), BAD_INPUT, ids=lambda v: v if isinstance(v, str) else "")
+def test_bad_input_says_what_is_wrong(doc: Any, reason: str, says: str) -> None:
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
     with pytest.raises(InvalidInput) as err:
-        parse_order_change(doc, observed_at=NOW)
+        parse_order_change(raw, observed_at=NOW)
+    assert err.value.reason == reason, str(err.value)
     assert says in str(err.value)
 
 
@@ -121,7 +160,12 @@ def test_v2026_status_spelling_is_accepted_too() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.integers(min_value=2**31 - 2, max_value=2**63),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
     ),
@@ -157,5 +201,11 @@ def test_any_mangled_notification_is_parsed_or_refused_with_invalid_input(
         node[key if key else "OrderStatus"] = mutation
     elif isinstance(node, list):
         node.append(mutation)
-    with contextlib.suppress(InvalidInput):  # refused with a reason is fine; any other exception fails
-        parse_order_change(json.dumps(doc), observed_at=NOW)
+    try:
+        event = parse_order_change(json.dumps(doc), observed_at=NOW)
+    except InvalidInput as refused:  # refused with a reason is fine; any other exception fails
+        assert refused.reason in {r.value for r in Reason}
+        return
+    # what is accepted keeps every bound and encodes
+    check_event(event, now=NOW)
+    codec.encode(event)

@@ -3,7 +3,7 @@
 One notification is one snapshot of the order (OrderLevel: all items; OrderItemLevel: one item). The
 request flag `Summary.OrderItems[].IsBuyerRequestedCancel` is a JSON boolean here; the notification
 carries no buyer reason (fetch it from the Orders API). `DestinationPostalCode` is personal data and is
-dropped here, at the edge.
+dropped here, at the edge (and removed from dead letters: `PERSONAL_FIELDS`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from cancelguard.domain import bounds
+from cancelguard.domain.bounds import Reason, invalid
 from cancelguard.domain.model import (
-    InvalidInput,
     ItemObservation,
     OrderEvent,
     OrderKey,
@@ -22,91 +23,72 @@ from cancelguard.domain.model import (
     parse_bool,
     parse_channel,
     parse_status,
-    parse_time,
 )
-from cancelguard.ingestion.adapters import load_json_object
+from cancelguard.ingestion.adapters import (
+    array_at,
+    identifier_at,
+    load_json_object,
+    quantity_at,
+    required,
+    text_at,
+    time_at,
+)
 
 NOTIFICATION_TYPE = "ORDER_CHANGE"
-
+WHAT = "ORDER_CHANGE notification"
+# Dotted paths of buyer personal data: never kept, not even in a dead letter.
+PERSONAL_FIELDS = ("Payload.OrderChangeNotification.Summary.DestinationPostalCode",)
 
 _CHANGE = "Payload.OrderChangeNotification"
 _SUMMARY = f"{_CHANGE}.Summary"
 
 
-def _get(doc: Any, path: str) -> Any:
-    """The value at a dotted path from the top of the notification; errors name the whole path."""
-    node = doc
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise InvalidInput(f"ORDER_CHANGE notification has no {path}")
-        node = node[part]
-    return node
-
-
-def _text(doc: Any, path: str) -> str:
-    value = _get(doc, path)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"ORDER_CHANGE notification: {path} must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _int(value: Any, path: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"ORDER_CHANGE notification: {path} must be a whole number >= 0, got {value!r}")
-    return value
+def _item(item: Any, where: str) -> ItemObservation:
+    if not isinstance(item, Mapping):
+        raise invalid(Reason.NOT_AN_OBJECT, f"{WHAT}: {where} must be an object")
+    flag = item.get("IsBuyerRequestedCancel")
+    return ItemObservation(
+        order_item_id=identifier_at(item, "OrderItemId", f"{WHAT}: {where}"),
+        seller_sku=text_at(item, "SellerSKU", f"{WHAT}: {where}", max_len=bounds.MAX_SKU),
+        quantity_ordered=quantity_at(item, "Quantity", f"{WHAT}: {where}"),
+        quantity_shipped=quantity_at(item, "QuantityShipped", f"{WHAT}: {where}"),
+        buyer_requested_cancel=None if flag is None else parse_bool(flag),
+    )
 
 
 def parse_order_change(raw: bytes | str | Mapping[str, Any], *, observed_at: datetime) -> OrderEvent:
-    """One notification -> one order event. Raises InvalidInput saying what is wrong."""
-    doc = load_json_object(raw, "ORDER_CHANGE notification")
-    if doc.get("NotificationType") != NOTIFICATION_TYPE:
-        raise InvalidInput(f"expected NotificationType ORDER_CHANGE, got {doc.get('NotificationType')!r}")
-
-    notification_id = _text(doc, "NotificationMetadata.NotificationId")
-    summary = _get(doc, _SUMMARY)
-    when = _get(doc, f"{_CHANGE}.OrderChangeTrigger.TimeOfOrderChange") or _text(doc, "EventTime")
-
-    items = []
-    raw_items = _get(doc, f"{_SUMMARY}.OrderItems")
-    if not isinstance(raw_items, list):
-        raise InvalidInput("ORDER_CHANGE notification: Summary.OrderItems must be a list")
-    for n, item in enumerate(raw_items):
-        where = f"Summary.OrderItems[{n}]"
-        if not isinstance(item, Mapping):
-            raise InvalidInput(f"ORDER_CHANGE notification: {where} must be an object")
-        flag = item.get("IsBuyerRequestedCancel")
-        item_id = item.get("OrderItemId")
-        if not isinstance(item_id, str) or not item_id.strip():
-            raise InvalidInput(f"ORDER_CHANGE notification: {where}.OrderItemId must be a non-empty string")
-        items.append(
-            ItemObservation(
-                order_item_id=item_id.strip(),
-                seller_sku=str(item.get("SellerSKU") or ""),
-                quantity_ordered=_int(item.get("Quantity"), f"{where}.Quantity"),
-                quantity_shipped=_int(item.get("QuantityShipped"), f"{where}.QuantityShipped"),
-                buyer_requested_cancel=None if flag is None else parse_bool(flag),
-            )
-        )
-
-    purchase = summary.get("PurchaseDate")
-    ship_by = summary.get("LatestShipDate")
+    """One notification -> one order event. Raises InvalidInput saying what is wrong and where."""
+    doc = load_json_object(raw, WHAT)
+    kind = doc.get("NotificationType")
+    if kind != NOTIFICATION_TYPE:
+        raise invalid(Reason.WRONG_TYPE, f"expected NotificationType ORDER_CHANGE, got {bounds.shown(kind)}")
+    now = observed_at
+    notification_id = identifier_at(doc, "NotificationMetadata.NotificationId", WHAT, max_len=128)
+    # TimeOfOrderChange may be null (schema: string or null): then the notification's EventTime
+    when = time_at(doc, f"{_CHANGE}.OrderChangeTrigger.TimeOfOrderChange", WHAT, now=now, must=False)
+    if when is None:
+        when = time_at(doc, "EventTime", WHAT, now=now)
+    raw_items = array_at(doc, f"{_SUMMARY}.OrderItems", WHAT)
+    items = tuple(_item(item, f"{_SUMMARY}.OrderItems[{n}]") for n, item in enumerate(raw_items))
+    assert when is not None
     return OrderEvent(
         event_id=f"order-change:{notification_id}",
         key=OrderKey(
-            seller_account=_text(doc, f"{_CHANGE}.SellerId"),
-            marketplace_id=_text(doc, f"{_SUMMARY}.MarketplaceId"),
-            amazon_order_id=_text(doc, f"{_CHANGE}.AmazonOrderId"),
+            seller_account=identifier_at(doc, f"{_CHANGE}.SellerId", WHAT),
+            marketplace_id=identifier_at(doc, f"{_SUMMARY}.MarketplaceId", WHAT),
+            amazon_order_id=identifier_at(doc, f"{_CHANGE}.AmazonOrderId", WHAT),
         ),
         source=Source.ORDER_CHANGE,
-        occurred_at=parse_time(when, "OrderChangeTrigger.TimeOfOrderChange"),
+        occurred_at=when,
         observed_at=observed_at,
         body=OrderSnapshot(
-            status=parse_status(_get(doc, f"{_SUMMARY}.OrderStatus")),
-            channel=parse_channel(_get(doc, f"{_SUMMARY}.FulfillmentType")),
-            purchased_at=parse_time(purchase, "Summary.PurchaseDate") if purchase else None,
-            latest_ship_at=parse_time(ship_by, "Summary.LatestShipDate") if ship_by else None,
-            items=tuple(items),
+            status=parse_status(required(doc, f"{_SUMMARY}.OrderStatus", WHAT)),
+            channel=parse_channel(required(doc, f"{_SUMMARY}.FulfillmentType", WHAT)),
+            # required by the schema, and without it the order would sit in no CR window
+            purchased_at=time_at(doc, f"{_SUMMARY}.PurchaseDate", WHAT, now=now),
+            latest_ship_at=time_at(
+                doc, f"{_SUMMARY}.LatestShipDate", WHAT, now=now, planned=True, must=False
+            ),
+            items=items,
         ),
     )

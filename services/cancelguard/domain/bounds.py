@@ -1,0 +1,192 @@
+"""The bounds every value must keep before it enters the event stream, defined once.
+
+One record that breaks them must never stop a service or block a partition: the adapters check each
+field as they read it (so the error names the field's JSON path), ingestion checks every finished event
+with `check_event` before it is encoded, and the metrics service checks every decoded event the same
+way before it touches Postgres. A broken bound raises `InvalidInput` with a stable reason code
+(`Reason`), which becomes the dead letter's reason or the API's error reason.
+
+The bounds, and why:
+- identifiers (seller, marketplace, order, item, message ids) are printable ASCII without spaces, at
+  most 64 characters: Amazon's are 10-20; a NUL byte or a lone surrogate would be refused later by
+  Postgres or by the protobuf encoder, far from the record that carried it; whitespace is never
+  trimmed, because a trimmed id silently finds nothing;
+- free text (SKUs, reasons) has no control characters and no lone surrogates, and a length cap;
+- quantities are whole numbers from 0 to 1,000,000 (the event field is an int32);
+- times of things that happened lie between 2000-01-01 and a day ahead of now (clock skew); dates
+  that are planned (ship-by) may lie up to a year ahead.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, datetime, timedelta
+
+from cancelguard.domain import model as m
+
+
+class Reason(enum.Enum):
+    """Why a record or a request was refused. Stable: dead letters, metrics and clients key on it."""
+
+    EMPTY_RECORD = "EMPTY_RECORD"
+    NOT_JSON = "NOT_JSON"
+    NOT_AN_OBJECT = "NOT_AN_OBJECT"
+    TOO_DEEP = "TOO_DEEP"
+    TOO_LARGE = "TOO_LARGE"
+    WRONG_TYPE = "WRONG_TYPE"  # e.g. NotificationType is not ORDER_CHANGE
+    MISSING_FIELD = "MISSING_FIELD"
+    BAD_IDENTIFIER = "BAD_IDENTIFIER"
+    BAD_TEXT = "BAD_TEXT"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    BAD_TIME = "BAD_TIME"
+    TIME_OUT_OF_RANGE = "TIME_OUT_OF_RANGE"
+    UNKNOWN_VALUE = "UNKNOWN_VALUE"  # a status, channel, enum value we do not know
+    UNKNOWN_MARKETPLACE = "UNKNOWN_MARKETPLACE"
+    NOT_AN_EVENT = "NOT_AN_EVENT"  # bytes on the events topic that are not an OrderEvent
+    STORE_REJECTED = "STORE_REJECTED"  # Postgres refused the record's data
+    INTERNAL_ERROR = "INTERNAL_ERROR"  # a bug of ours on this record: logged with its traceback
+
+
+def invalid(reason: Reason, message: str) -> m.InvalidInput:
+    return m.InvalidInput(message, reason.value)
+
+
+MAX_IDENTIFIER = 64
+MAX_EVENT_ID = 200  # a source prefix plus an id, e.g. "order-change:<NotificationId>"
+MAX_SKU = 200
+MAX_TEXT = 1000
+MAX_QUANTITY = 1_000_000
+MAX_ITEMS = 1000  # items of one order in one observation
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+EVENT_SKEW = timedelta(days=1)  # how far ahead of our clock an event's time may be
+PLANNED_AHEAD = timedelta(days=366)  # how far ahead a planned date (ship-by) may be
+
+_IDENTIFIER = re.compile(r"[!-~]+")  # printable ASCII, no space
+# C0/C1 controls and lone surrogates (json.loads accepts "\ud800"; UTF-8 and Postgres do not)
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def identifier(value: object, field: str, *, max_len: int = MAX_IDENTIFIER) -> str:
+    if not isinstance(value, str):
+        raise invalid(Reason.BAD_IDENTIFIER, f"{field} must be a string, got {shown(value)}")
+    if not value:
+        raise invalid(Reason.MISSING_FIELD, f"{field} is empty")
+    if len(value) > max_len:
+        raise invalid(Reason.BAD_IDENTIFIER, f"{field} is {len(value)} characters long (at most {max_len})")
+    if not _IDENTIFIER.fullmatch(value):
+        raise invalid(
+            Reason.BAD_IDENTIFIER,
+            f"{field} {shown(value)} must be printable ASCII without spaces or control characters",
+        )
+    return value
+
+
+def text(value: object, field: str, *, max_len: int = MAX_TEXT) -> str:
+    """Free text; empty is allowed."""
+    if not isinstance(value, str):
+        raise invalid(Reason.BAD_TEXT, f"{field} must be a string, got {shown(value)}")
+    if len(value) > max_len:
+        raise invalid(Reason.BAD_TEXT, f"{field} is {len(value)} characters long (at most {max_len})")
+    if bad := _BAD_CHAR.search(value):
+        raise invalid(
+            Reason.BAD_TEXT, f"{field} holds a control character or lone surrogate ({bad.group()!r})"
+        )
+    return value
+
+
+def quantity(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} must be a whole number, got {shown(value)}")
+    if not 0 <= value <= MAX_QUANTITY:
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {MAX_QUANTITY:,}")
+    return value
+
+
+def event_time(value: datetime, field: str, *, now: datetime) -> datetime:
+    """A time something happened: from 2000 to a day ahead of `now`."""
+    return _within(value, field, EARLIEST, now + EVENT_SKEW)
+
+
+def planned_time(value: datetime, field: str, *, now: datetime) -> datetime:
+    """A planned date (ship-by): from 2000 to a year ahead of `now`."""
+    return _within(value, field, EARLIEST, now + PLANNED_AHEAD)
+
+
+def _within(value: datetime, field: str, low: datetime, high: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise invalid(Reason.BAD_TIME, f"{field} {value.isoformat()} has no time zone")
+    if not low <= value <= high:
+        raise invalid(
+            Reason.TIME_OUT_OF_RANGE,
+            f"{field} {value.isoformat()} is outside {low.date().isoformat()} .. {high.date().isoformat()}",
+        )
+    return value
+
+
+def shown(value: object) -> str:
+    """A value for an error message: short, and safe to log."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown)} characters)"
+
+
+# --- whole events ---------------------------------------------------------------------------------
+
+
+def check_key(key: m.OrderKey) -> None:
+    identifier(key.seller_account, "seller_account")
+    identifier(key.marketplace_id, "marketplace_id")
+    identifier(key.amazon_order_id, "amazon_order_id")
+
+
+def _ids(values: tuple[str, ...], field: str) -> None:
+    if len(values) > MAX_ITEMS:
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} lists {len(values)} items (at most {MAX_ITEMS})")
+    for n, value in enumerate(values):
+        identifier(value, f"{field}[{n}]")
+
+
+def _check_snapshot(body: m.OrderSnapshot, now: datetime) -> None:
+    # Every source that sends a whole-order snapshot carries the purchase date (ORDER_CHANGE's
+    # Summary.PurchaseDate is required): without it the order would belong to no window, and its
+    # cancellation would silently leave the CR.
+    if body.purchased_at is None:
+        raise invalid(Reason.MISSING_FIELD, "the order's purchase date is missing")
+    event_time(body.purchased_at, "purchased_at", now=now)
+    if body.latest_ship_at is not None:
+        planned_time(body.latest_ship_at, "latest_ship_at", now=now)
+    if len(body.items) > MAX_ITEMS:
+        raise invalid(Reason.OUT_OF_RANGE, f"the order has {len(body.items)} items (at most {MAX_ITEMS})")
+    for n, item in enumerate(body.items):
+        where = f"items[{n}]"
+        identifier(item.order_item_id, f"{where}.order_item_id")
+        text(item.seller_sku, f"{where}.seller_sku", max_len=MAX_SKU)
+        text(item.buyer_cancel_reason, f"{where}.buyer_cancel_reason")
+        text(item.cancel_reason, f"{where}.cancel_reason")
+        for name in ("quantity_ordered", "quantity_shipped"):
+            value = getattr(item, name)
+            if value is not None:
+                quantity(value, f"{where}.{name}")
+
+
+def check_event(event: m.OrderEvent, *, now: datetime) -> m.OrderEvent:
+    """Every bound on one event, whatever its source; returns it unchanged or raises InvalidInput."""
+    identifier(event.event_id, "event_id", max_len=MAX_EVENT_ID)
+    check_key(event.key)
+    event_time(event.occurred_at, "occurred_at", now=now)
+    event_time(event.observed_at, "observed_at", now=now)
+    body = event.body
+    if isinstance(body, m.OrderSnapshot):
+        _check_snapshot(body, now)
+    elif isinstance(body, m.CancellationRequested):
+        _ids(body.order_item_ids, "order_item_ids")
+        text(body.reason, "reason")
+        text(body.language, "language", max_len=16)
+        if body.message_id:
+            identifier(body.message_id, "message_id", max_len=MAX_EVENT_ID)
+    elif isinstance(body, m.SellerCancellationSubmitted):
+        text(body.cancel_reason, "cancel_reason")
+        _ids(body.order_item_ids, "order_item_ids")
+        if body.feed_id:
+            identifier(body.feed_id, "feed_id")
+    return event
