@@ -130,9 +130,10 @@ _compose-up:
 	$(BIN)/cancelguard demo --attach && \
 	echo "Compose stack up (make compose-down removes it); grpcurl -plaintext 127.0.0.1:$$CANCELGUARD_API_PORT list"
 
-compose-down: ## stop the Compose stack and remove its containers, network and volumes
-	@if deploy/docker/engine.sh ours || docker version >/dev/null 2>&1; then \
-	  $(IMAGES_ENV) $(COMPOSE) down --volumes --remove-orphans; else echo "no Docker engine: nothing to remove"; fi
+compose-down: ## stop the Compose stack, remove its containers, network and volumes, stop our engine
+	@if docker version >/dev/null 2>&1; then $(IMAGES_ENV) $(COMPOSE) down --volumes --remove-orphans; \
+	  else echo "no Docker engine: nothing to remove"; fi
+	@deploy/docker/engine.sh stop
 
 kustomize: .local/bin/kustomize ## install kustomize (the version pinned above) into .local/bin (needs Go)
 
@@ -163,7 +164,7 @@ _deploy-checks: _images kustomize deploy-tools
 	CANCELGUARD_TEST_PROVIDER=docker $(IMAGES_ENV) PATH="$(CURDIR)/.local/bin:$(CURDIR)/$(TOOLS)/bin:$$PATH" \
 	  $(BIN)/pytest -p no:cacheprovider tests/integration tests/deploy
 
-clean: down ## stop the stack and remove .venv, .local and generated files
+clean: down engine-stop ## stop the stack and the engine; remove .venv, .local and generated files
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 	find services -name '*_pb2*.py*' -delete
 	rm -f services/cancelguard/v1/.generated

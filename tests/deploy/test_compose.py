@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 
 import grpc
@@ -23,7 +24,7 @@ from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc
 from .support import REPO, image_env
 
 COMPOSE = REPO / "deploy" / "compose" / "compose.sh"
-PORTS = ("KAFKA", "POSTGRES", "API", "INGESTION_HEALTH", "METRICS_HEALTH")
+PORTS = ("KAFKA", "POSTGRES", "API", "INGESTION_HEALTH", "METRICS_HEALTH", "AMAZON")
 # a row of the demo: "  A1DEMOSELLERUS   DE   live 168 h     11-24 21:00..12-01 20:59   186   5   2.69% ..."
 LIVE_ROW = re.compile(r"^\s+(\w+)\s+(\w\w)\s+live 168 h\s.*?\s(\d+)\s+(\d+)\s+[\d.]+%", re.M)
 
@@ -86,5 +87,11 @@ def test_the_compose_stack_serves_the_demo_rates_through_the_api() -> None:
                 )
                 assert (rate.total_orders, rate.cancelled_orders) == (int(orders), int(cancelled))
                 assert rate.rate == pytest.approx(int(cancelled) / int(orders))
+
+        # the stand-in for Amazon answers on its published port
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port('amazon', 8700)}/_sim/health", timeout=10
+        ) as reply:
+            assert reply.status == 200
     finally:
         compose("down", "--volumes", "--remove-orphans")
