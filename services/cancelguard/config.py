@@ -10,7 +10,7 @@ import json
 from functools import cached_property
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cancelguard.domain.policy import PolicyBook
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     probe_interval_s: float = Field(default=1.0, gt=0)  # how often health asks Kafka and Postgres
     batch_max_records: int = Field(default=5000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)
+
+    # Signs the API's page tokens; every API replica must have the same (from a Kubernetes Secret).
+    api_page_token_secret: SecretStr = SecretStr("")
 
     # Per-marketplace policy overrides, JSON: {"ATVPDKIKX0DER": {"warning": "0.015"}, "*": {...}}
     policy_overrides: str = ""

@@ -206,7 +206,7 @@ async def test_a_shipped_order_with_a_request_gets_return_advice(pipeline: Pipel
         (
             orders_pb2.GetOrderRequest(marketplace_id="ATVPDKIKX0DER", amazon_order_id="1"),
             grpc.StatusCode.INVALID_ARGUMENT,
-            "INVALID_ARGUMENT",
+            "MISSING_FIELD",
             "seller_account",
         ),
         (
@@ -230,7 +230,7 @@ async def test_a_shipped_order_with_a_request_gets_return_advice(pipeline: Pipel
                 seller_account="s", marketplace_id="ATVPDKIKX0DER", page_token="bm90IGEgdG9rZW4="
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
-            "INVALID_ARGUMENT",
+            "BAD_PAGE_TOKEN",
             "page_token",
         ),
     ],
