@@ -280,6 +280,30 @@ def _no_provider(what: str, env: str, example: str, failure: str) -> str:
     )
 
 
+def kafka_node_env() -> dict[str, str]:
+    """The environment of a one-node Kafka image (apache/kafka or ours) but its listeners: KRaft, one
+    replica of everything, topics only on purpose. tests/deploy starts one too."""
+    return {
+        "CLUSTER_ID": new_cluster_id(),
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+    }
+
+
+@pytest.fixture(name="kafka_node_env")
+def _kafka_node_env_fixture() -> Callable[[], dict[str, str]]:
+    return kafka_node_env
+
+
 def _kafka_in_docker(stack: _Stack) -> KafkaService:
     from testcontainers.core.container import DockerContainer
 
@@ -295,22 +319,11 @@ def _kafka_in_docker(stack: _Stack) -> KafkaService:
         ]
     )
     settings = {
-        "CLUSTER_ID": new_cluster_id(),
-        "KAFKA_NODE_ID": "1",
-        "KAFKA_PROCESS_ROLES": "broker,controller",
+        **kafka_node_env(),
         # PLAINTEXT for the host, BROKER for the broker's own connections inside the container
         "KAFKA_LISTENERS": "PLAINTEXT://0.0.0.0:9092,BROKER://0.0.0.0:9094,CONTROLLER://0.0.0.0:9093",
         "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "KAFKA_INTER_BROKER_LISTENER_NAME": "BROKER",
-        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
-        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
-        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
-        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
-        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
-        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
     }
     for key, value in settings.items():
         container.with_env(key, value)

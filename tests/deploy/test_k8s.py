@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +92,26 @@ def test_the_api_is_a_service_on_a_named_grpc_port_with_an_hpa_and_pdbs(
 def test_secrets_are_referenced_never_written(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     _, docs = overlay
     assert not [d for d in docs if d["kind"] == "Secret"], "Secrets are created by the operator, not shipped"
-    dsn_users = set()
-    for workload, pod in _pods(docs):
-        for env in pod["containers"][0].get("env", []):
-            if env["name"] == "CANCELGUARD_POSTGRES_DSN":
-                assert env["valueFrom"]["secretKeyRef"] == {"name": "cancelguard-postgres", "key": "dsn"}
-                dsn_users.add(workload)
-    assert dsn_users == {"cancelguard-api", "cancelguard-metrics", "cancelguard-migrate"}
+    references = {
+        (workload, env["name"]): env["valueFrom"]["secretKeyRef"]
+        for workload, pod in _pods(docs)
+        for env in pod["containers"][0].get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
+    dsn = {"name": "cancelguard-postgres", "key": "dsn"}
+    assert references == {
+        ("cancelguard-api", "CANCELGUARD_POSTGRES_DSN"): dsn,
+        ("cancelguard-api", "CANCELGUARD_API_PAGE_TOKEN_SECRET"): {
+            "name": "cancelguard-api",
+            "key": "page-token-secret",
+        },
+        ("cancelguard-metrics", "CANCELGUARD_POSTGRES_DSN"): dsn,
+        ("cancelguard-migrate", "CANCELGUARD_POSTGRES_DSN"): dsn,
+    }
     secret_volumes = {
         v["secret"]["secretName"] for _, pod in _pods(docs) for v in pod.get("volumes", []) if "secret" in v
     }
-    assert secret_volumes == {"cancelguard-api-tokens", "cancelguard-amazon"}
+    assert secret_volumes == {"cancelguard-api-callers", "cancelguard-amazon"}
 
 
 def _render_to(tmp_path: Path, name: str, path: Path) -> Path:
@@ -180,7 +190,7 @@ async def _wait_serving(address: str, timeout: float, container: Any) -> None:
 
 
 async def test_the_rendered_api_container_starts_under_docker_and_answers_its_probes(
-    docker_client: Any,
+    docker_client: Any, kafka_node_env: Callable[[], dict[str, str]]
 ) -> None:
     docs = kustomize_build(K8S / "overlays" / "local")
     pod = find(docs, "Deployment", "cancelguard-api")["spec"]["template"]["spec"]
@@ -188,24 +198,39 @@ async def test_the_rendered_api_container_starts_under_docker_and_answers_its_pr
     assert spec["imagePullPolicy"] == "Never"
     require_image(docker_client, spec["image"])
     postgres_image = image_env("CANCELGUARD_POSTGRES_IMAGE", "postgres:18")
-    require_image(docker_client, postgres_image)
+    kafka_image = image_env("CANCELGUARD_KAFKA_IMAGE", "apache/kafka:4.1.1")
+    for image in (postgres_image, kafka_image):
+        require_image(docker_client, image)
 
     started: list[Any] = []
     network = docker_client.networks.create(f"cancelguard-k8s-test-{uuid.uuid4().hex[:8]}")
     try:
-        # the Postgres the Secret would point at, on a network of this test's own, by an alias (names of
-        # containers do not resolve on every engine)
-        postgres = docker_client.containers.create(
-            postgres_image,
-            environment={
-                "POSTGRES_USER": "cancelguard",
-                "POSTGRES_PASSWORD": "test",
-                "POSTGRES_DB": "cancelguard",
+        # the Kafka the ConfigMap names and the Postgres the Secret would point at, on a network of this
+        # test's own, by aliases (names of containers do not resolve on every engine)
+        def start(image: str, alias: str, environment: dict[str, str]) -> None:
+            container = docker_client.containers.create(image, environment=environment)
+            started.append(container)
+            network.connect(container, aliases=[alias])
+            container.start()
+
+        config = find(docs, "ConfigMap", "cancelguard-config")["data"]
+        kafka_host, kafka_port = config["CANCELGUARD_KAFKA_BOOTSTRAP"].rsplit(":", 1)
+        start(
+            kafka_image,
+            kafka_host,
+            {
+                **kafka_node_env(),
+                "KAFKA_LISTENERS": f"PLAINTEXT://:{kafka_port},CONTROLLER://:9093",
+                "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{kafka_host}:{kafka_port}",
+                "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
             },
         )
-        started.append(postgres)
-        network.connect(postgres, aliases=["postgres"])
-        postgres.start()
+        start(
+            postgres_image,
+            "postgres",
+            {"POSTGRES_USER": "cancelguard", "POSTGRES_PASSWORD": "test", "POSTGRES_DB": "cancelguard"},
+        )
         dsn = "postgresql://cancelguard:test@postgres:5432/cancelguard"
 
         security, pod_security = spec["securityContext"], pod["securityContext"]
@@ -221,7 +246,14 @@ async def test_the_rendered_api_container_starts_under_docker_and_answers_its_pr
             command=spec["args"],
             detach=True,
             network=network.name,
-            environment=_env(spec, docs, {("cancelguard-postgres", "dsn"): dsn}),
+            environment=_env(
+                spec,
+                docs,
+                {
+                    ("cancelguard-postgres", "dsn"): dsn,
+                    ("cancelguard-api", "page-token-secret"): uuid.uuid4().hex,
+                },
+            ),
             user=f"{pod_security['runAsUser']}:{pod_security['runAsGroup']}",
             read_only=security["readOnlyRootFilesystem"],
             cap_drop=security["capabilities"]["drop"],
