@@ -10,12 +10,12 @@ GRPCURL_VERSION := v1.9.4
 KUSTOMIZE_VERSION := v5.7.1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e lint \
-        classifier-report grpcurl clean engine engine-stop base-image images compose-up compose-down \
-        kustomize deploy-tools test-deploy _images _compose-up _deploy-checks
+.PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e soak lint \
+        classifier-report import-report-1gb grpcurl clean engine engine-stop base-image images compose-up \
+        compose-down kustomize deploy-tools test-deploy _images _compose-up _deploy-checks
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml hatch_build.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cancelguard needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -63,12 +63,18 @@ test-integration: setup kafka ## integration tests only
 test-e2e: setup kafka ## end-to-end tests only (services as processes, through the gRPC API)
 	$(BIN)/pytest tests/e2e
 
+soak: setup kafka ## the kill -9 test at full size: 20 SIGKILLs while the metrics service applies 1,000,000 events
+	CANCELGUARD_SOAK_EVENTS=1000000 CANCELGUARD_SOAK_KILLS=20 $(BIN)/pytest tests/e2e/test_kill.py -o timeout=3600
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check services tests bench deploy
 	$(BIN)/mypy
 
 classifier-report: setup ## precision and recall of the buyer-message classifier on the labelled sets
 	$(BIN)/python bench/classifier_report.py
+
+import-report-1gb: setup kafka ## import a generated ~1 GB order report into a Kafka of its own; peak memory and rate (not a test)
+	$(BIN)/python bench/import_report_1gb.py
 
 grpcurl: ## install grpcurl into .local/bin (needs Go)
 	@command -v go >/dev/null || { echo "grpcurl is built with Go; install Go first"; exit 1; }

@@ -9,11 +9,19 @@ cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on
                                          (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
+cancelguard dead-letters list [--reason CODE] [--stage STAGE] [--json]
+cancelguard dead-letters replay (PARTITION:OFFSET... | --reason CODE | --all) [--dry-run]
+                                         show the records no stage could read, with why; re-send
+                                         chosen ones to their source topic after a fix
 cancelguard simulator [OPTIONS]          a stand-in for Amazon's SP-API on loopback (dev and tests;
                                          `cancelguard simulator --help`)
 cancelguard publish order-change|buyer-message FILE...
                                          put raw JSON records (one per line, or one JSON document per
                                          file) on the raw topics, as Amazon's bridge or the helpdesk would
+cancelguard import-report FILE... --seller SELLER [--marketplace ID] [--kind unshipped|all-orders]
+                          [--encoding utf-8|windows-1252|windows-31j|...] [--as-of TIME]
+                                         import Amazon order report files (Unshipped Orders, All Orders)
+                                         as order events; bad rows go to the dead-letter topic
 """
 
 from __future__ import annotations
@@ -128,6 +136,44 @@ def _cr(seller: str, marketplace_id: str, live: bool, days: int) -> int:
     return 0
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    from cancelguard import dead_letter_tools as tools
+
+    settings = _settings()
+    letters = asyncio.run(tools.read_dead_letters(settings, progress=tools.say_progress))
+    chosen = tools.select(letters, ids=args.ids, reason=args.reason, stage=args.stage)
+    if args.action == "list":
+        if args.json:
+            for d in chosen:
+                print(json.dumps(d.as_json(), ensure_ascii=False))
+        else:
+            tools.print_table(chosen)
+            print(
+                f"{len(chosen)} of {len(letters)} dead letters in {settings.dead_letter_topic}",
+                file=sys.stderr,
+            )
+        return 0
+    if not (args.ids or args.reason or args.stage or args.all):
+        print(
+            "cancelguard dead-letters replay: name the dead letters (PARTITION:OFFSET), or give --reason, "
+            "--stage or --all",
+            file=sys.stderr,
+        )
+        return 2
+    results = asyncio.run(tools.replay(settings, chosen, dry_run=args.dry_run))
+    sent = [r for r in results if r.sent_from]
+    for r in results:
+        d = r.letter
+        what = f"{d.partition}:{d.offset} ({d.reason_code})"
+        print(
+            f"{'would replay' if args.dry_run else 'replayed'} {what} from {r.sent_from}"
+            if r.sent_from
+            else f"not replayed {what}: {r.why_not}"
+        )
+    print(f"{'would replay' if args.dry_run else 'replayed'} {len(sent)} of {len(results)}", file=sys.stderr)
+    return 0 if len(sent) == len(results) else 1
+
+
 def _publish(kind: str, files: list[str]) -> int:
     from cancelguard import kafka
 
@@ -151,6 +197,42 @@ def _publish(kind: str, files: list[str]) -> int:
         )
     )
     return 0
+
+
+_REPORT_KINDS = {"unshipped": "UNSHIPPED", "all-orders": "ALL_ORDERS"}
+
+
+def _import_report(args: argparse.Namespace) -> int:
+    from cancelguard.domain import bounds
+    from cancelguard.domain.model import InvalidInput, parse_time
+    from cancelguard.domain.policy import marketplace
+    from cancelguard.ingestion.adapters.order_report import ReportKind, codec_for
+    from cancelguard.ingestion.report_import import ImportOptions, ProgressBar, import_reports, summary
+
+    try:  # the options, before anything is read or sent
+        options = ImportOptions(
+            seller_account=bounds.identifier(args.seller, "--seller"),
+            marketplace_id=marketplace(args.marketplace).id if args.marketplace else None,
+            kind=ReportKind[_REPORT_KINDS[args.kind]] if args.kind else None,
+            encoding=codec_for(args.encoding),
+            as_of=parse_time(args.as_of, "--as-of") if args.as_of else None,
+        )
+    except InvalidInput as exc:
+        print(f"cancelguard import-report: {exc}", file=sys.stderr)
+        return 2
+    from aiokafka.errors import KafkaError
+
+    settings = _settings()
+    bar = ProgressBar()
+    try:
+        results = asyncio.run(import_reports(settings, [Path(f) for f in args.files], options, progress=bar))
+    except (KafkaError, TimeoutError) as exc:
+        print(f"cancelguard import-report: Kafka at {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
+        return 1
+    finally:
+        bar.done()
+    print(summary(results))
+    return 1 if any(r.error for r in results) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,9 +270,44 @@ def main(argv: list[str] | None = None) -> int:
     cr.add_argument("--live", action="store_true", help="the last 168 hours instead of Amazon's 7 whole days")
     cr.add_argument("--days", type=int, default=0, help="Amazon-aligned window length (India: 7 or 30)")
     sub.add_parser("simulator", help="a stand-in for Amazon's SP-API on loopback (--help for options)")
+    dl = sub.add_parser("dead-letters", help="list the dead letters, or replay chosen ones after a fix")
+    dl.add_argument("action", choices=("list", "replay"))
+    dl.add_argument("ids", nargs="*", metavar="PARTITION:OFFSET", help="dead letters to replay (see `list`)")
+    dl.add_argument("--reason", help="only this reason code, e.g. UNKNOWN_MARKETPLACE")
+    dl.add_argument("--stage", choices=("ingestion", "metrics"), help="only this stage")
+    dl.add_argument("--all", action="store_true", help="replay every dead letter that matches")
+    dl.add_argument("--json", action="store_true", help="list as JSON lines")
+    dl.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
     pub = sub.add_parser("publish", help="put raw JSON records on a raw topic")
     pub.add_argument("kind", choices=("order-change", "buyer-message"))
     pub.add_argument("files", nargs="+", help="JSON-lines files, or - for standard input")
+    imp = sub.add_parser(
+        "import-report",
+        help="import Amazon order report files as order events",
+        description="Import Unshipped Orders (GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING) and All Orders "
+        "(GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL) flat files, plain or gzip. Bad rows go to "
+        "the dead-letter topic; the exit code is non-zero only if a file cannot be read at all.",
+    )
+    imp.add_argument("files", nargs="+", metavar="FILE", help="report files (tab-separated, with a header)")
+    imp.add_argument(
+        "--seller", required=True, help="the seller account (Amazon's seller id) the files are of"
+    )
+    imp.add_argument(
+        "--marketplace",
+        help="marketplace id for rows whose sales-channel names no Amazon marketplace (or files without it)",
+    )
+    imp.add_argument("--kind", choices=sorted(_REPORT_KINDS), help="default: detected from the header")
+    imp.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="utf-8 (default; lines that are not UTF-8 are read as Windows-1252, or Windows-31J for "
+        "Japan), windows-1252 / iso-8859-1 (EU), windows-31j / shift_jis (JP)",
+    )
+    imp.add_argument(
+        "--as-of",
+        help="when Amazon produced an Unshipped Orders report (ISO 8601, e.g. 2026-11-20T10:00:00Z); "
+        "default: the file's modification time",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -208,8 +325,12 @@ def main(argv: list[str] | None = None) -> int:
             return _health(args.service)
         if args.command == "migrate":
             return _migrate()
+        if args.command == "dead-letters":
+            return _dead_letters(args)
         if args.command == "cr":
             return _cr(args.seller_account, args.marketplace_id, args.live, args.days)
+        if args.command == "import-report":
+            return _import_report(args)
         return _publish(args.kind, args.files)
     except ValidationError as exc:
         print(f"cancelguard: bad setting: {exc}", file=sys.stderr)

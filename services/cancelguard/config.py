@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # While Kafka or Postgres is down a service stays up (NOT_SERVING) and retries; past this it exits.
     outage_limit_s: float = Field(default=300.0, gt=0)
     probe_interval_s: float = Field(default=1.0, gt=0)  # how often health asks Kafka and Postgres
+    # metrics: how often Kafka's committed offsets (lag monitoring only) follow the ones in Postgres
+    kafka_commit_interval_s: float = Field(default=5.0, ge=0)
     batch_max_records: int = Field(default=5000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)
 

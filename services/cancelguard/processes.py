@@ -84,8 +84,9 @@ class ServiceProcesses:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     async def wait_healthy(self, timeout: float = 90.0) -> None:
+        """Until every started service says SERVING."""
         deadline = time.monotonic() + timeout
-        waiting = set(SERVICES)
+        waiting = set(self.procs)
         while waiting:
             for name in sorted(waiting):
                 code = self.procs[name].poll()

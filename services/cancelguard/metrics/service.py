@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -25,7 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from cancelguard import db, dead_letters, kafka
 from cancelguard.config import Settings
 from cancelguard.domain.bounds import Reason, check_event
-from cancelguard.domain.model import InvalidInput, OrderEvent
+from cancelguard.domain.model import Event, InvalidInput, OrderEvent
 from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
 from cancelguard.metrics.store import BatchResult, PartitionBatch, Store
@@ -64,7 +65,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         await self.service.seek_to_stored(list(assigned))
 
 
-def decode(record: ConsumerRecord, now: datetime) -> OrderEvent:
+def decode(record: ConsumerRecord, now: datetime) -> Event:
     """One record of the events topic -> a checked event; InvalidInput says why not."""
     if record.value is None:
         raise InvalidInput("empty record (no value)", Reason.EMPTY_RECORD.value)
@@ -89,6 +90,8 @@ class MetricsService:
         self.kafka_probe = kafka.KafkaProbe(settings.kafka_bootstrap)
         self.store: Store | None = None
         self.dependencies: Dependencies | None = None
+        self._lag_offsets: dict[TopicPartition, int] = {}
+        self._lag_committed_at = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -166,7 +169,7 @@ class MetricsService:
             parts = []
             letters = []
             for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
-                decoded: list[tuple[int, OrderEvent | None]] = []
+                decoded: list[tuple[int, Event | None]] = []
                 for record in records:
                     try:
                         decoded.append((record.offset, decode(record, now)))
@@ -181,8 +184,19 @@ class MetricsService:
         RECORDS_SKIPPED.inc(result.records_skipped)
         ROW_WRITES.labels("orders").inc(result.orders_written)
         ROW_WRITES.labels("cr_buckets").inc(result.buckets_written)
-        try:  # for lag monitoring only: Postgres holds the offsets that count
-            await self.consumer.commit({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
+        self._lag_offsets.update({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
+        if time.monotonic() - self._lag_committed_at >= self.settings.kafka_commit_interval_s:
+            await self._commit_lag_offsets()
+
+    async def _commit_lag_offsets(self) -> None:
+        """Kafka's committed offsets are for lag monitoring only (Postgres holds the ones that count), so
+        they are written at most every `kafka_commit_interval_s`, not per batch."""
+        self._lag_committed_at = time.monotonic()
+        if not self._lag_offsets:
+            return
+        try:
+            await self.consumer.commit(dict(self._lag_offsets))
+            self._lag_offsets.clear()
         except KafkaError as exc:
             log.info("kafka offset commit skipped: %s", exc)
 
@@ -220,7 +234,7 @@ class MetricsService:
     ) -> tuple[list[PartitionBatch], list[dead_letters.DeadLetter]]:
         """The batch without the events Postgres refuses, and their dead letters."""
         assert self.store is not None
-        events = [e for p in parts for _, e in p.records if e is not None]
+        events = [e for p in parts for _, e in p.records if isinstance(e, OrderEvent)]  # what the store folds
         refused = await self.store.rejected(events)
         if not refused:
             raise error  # the batch fails, yet no event alone does: not a poison record; let it crash
@@ -228,9 +242,9 @@ class MetricsService:
         letters = []
         kept = []
         for p in parts:
-            records: list[tuple[int, OrderEvent | None]] = []
+            records: list[tuple[int, Event | None]] = []
             for offset, event in p.records:
-                if event is not None and id(event) in bad:
+                if isinstance(event, OrderEvent) and id(event) in bad:
                     exc = next(x for e, x in refused if e is event)
                     tp = TopicPartition(p.topic, p.partition)
                     store_error = InvalidInput(
@@ -272,6 +286,7 @@ class MetricsService:
             raise _KafkaDown from exc
 
     async def _close(self) -> None:
+        await self._commit_lag_offsets()
         try:
             await asyncio.wait_for(self.consumer.stop(), kafka.STOP_TIMEOUT_S)
         except (TimeoutError, KafkaError) as exc:
