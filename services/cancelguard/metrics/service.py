@@ -222,6 +222,7 @@ class MetricsService:
                 if not db.is_transient(exc):
                     raise
                 await self.dependencies.down(POSTGRES, exc)
+                await self.store.pool.expire_connections()  # dead after a restart: see db.ping
             else:
                 await self.dependencies.up(POSTGRES)
                 return result
