@@ -2,8 +2,11 @@
 
 cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
 cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
+cancelguard demo --attach                the same against services that run already (Compose, Kubernetes)
 cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api  one service (what the containers run)
+cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on 127.0.0.1 says SERVING
+                                         (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
 cancelguard cr [SELLER MARKETPLACE] [--live] [--as-of TIME] [--history [DAYS]] [--json]
                                          Cancellation Rates through the API (a chart with --history)
@@ -100,6 +103,18 @@ def _migrate() -> int:
         + (f"applied {', '.join(applied)}" if applied else "up to date")
     )
     return 0
+
+
+def _health(service: str) -> int:
+    from grpc_health.v1 import health_pb2
+
+    from cancelguard.processes import health_port, health_status
+
+    address = f"127.0.0.1:{health_port(_settings(), service)}"
+    status = asyncio.run(health_status(address, timeout=3))
+    name = "no answer" if status is None else health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    print(f"{service} at {address}: {name}")
+    return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
@@ -217,10 +232,18 @@ def main(argv: list[str] | None = None) -> int:
         ("status", "show whether they run"),
     ):
         sub.add_parser(name, help=text)
-    sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    demo_cmd = sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    demo_cmd.add_argument(
+        "--attach",
+        action="store_true",
+        help="the services run already (Compose, Kubernetes): only publish the scenario to "
+        "CANCELGUARD_KAFKA_BOOTSTRAP and read the result through the API on 127.0.0.1:CANCELGUARD_API_PORT",
+    )
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api"))
+    health_cmd = sub.add_parser("health", help="ask a service's gRPC health (exit 0 if SERVING)")
+    health_cmd.add_argument("service", choices=("ingestion", "metrics", "api"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
     from cancelguard import cli_api
 
@@ -274,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("demo", "run"):
             from cancelguard import demo
 
-            return demo.main(keep_running=args.command == "run")
+            return demo.main(keep_running=args.command == "run", attach=getattr(args, "attach", False))
         if args.command == "serve":
             return _serve(args.service)
+        if args.command == "health":
+            return _health(args.service)
         if args.command == "migrate":
             return _migrate()
         if args.command == "dead-letters":

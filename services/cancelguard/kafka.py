@@ -113,6 +113,26 @@ def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384)
     )
 
 
+async def renew_producer(old: AIOKafkaProducer, bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    """A fresh idempotent producer in place of one whose send failed.
+
+    After a batch expires during an outage, an idempotent producer's sequence numbers have a gap the
+    broker refuses for good (OutOfOrderSequenceNumber), so retrying with it would fail forever. A new
+    producer has a new producer id; the records it re-sends are events with deterministic ids, which
+    the metrics service folds in idempotently. Raises KafkaError while the broker is still away."""
+    try:
+        await asyncio.wait_for(old.stop(), 2.0)
+    except Exception as exc:  # its unsent records are re-sent by the caller; nothing to keep
+        log.info("abandoned a producer that could not flush: %s", exc)
+    producer = new_producer(bootstrap, client_id=client_id)
+    try:
+        await producer.start()
+    except BaseException:
+        await stop_producer(producer)
+        raise
+    return producer
+
+
 async def stop_producer(producer: AIOKafkaProducer) -> None:
     try:
         await asyncio.wait_for(producer.stop(), STOP_TIMEOUT_S)

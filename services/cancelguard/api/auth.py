@@ -147,17 +147,17 @@ class CallerRegistry:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def load(self) -> None:
-        """Read the file now; raises CallersFileError (at start: a service must not run without it)."""
+        """Read the file now; raises CallersFileError. A file that is missing or broken is read again
+        once it changes (a Secret mounted after the pod started, a fix)."""
         if self.path is None:
             log.warning("CANCELGUARD_API_CALLERS_FILE is not set: every call will be UNAUTHENTICATED")
             return
-        version = self._stat()
+        self._version = self._stat()
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as exc:
             raise CallersFileError(f"{self.path}: cannot read: {exc.strerror}") from None
         self.callers = parse_callers(text, str(self.path))
-        self._version = version
         log.info(
             "callers loaded",
             extra={"callers_file": str(self.path), "callers": self.callers.names},
@@ -168,7 +168,7 @@ class CallerRegistry:
         try:
             self.load()
         except CallersFileError as exc:
-            log.error("callers file not reloaded, the previous callers stay in force: %s", exc)
+            log.error("callers file not (re)loaded, the callers in force stay (none at start): %s", exc)
             return False
         return True
 

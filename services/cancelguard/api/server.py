@@ -146,10 +146,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         Path(settings.api_callers_file) if settings.api_callers_file else None,
         reload_s=settings.api_callers_reload_s,
     )
-    try:
-        callers.load()
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
+    callers.reload()  # missing or broken: no caller gets in until it is fixed, and health still answers
     # The pool is created lazily (min_size=0) so the server can listen, report NOT_SERVING, and wait
     # for Postgres; health follows the dependencies from then on.
     pool = await db.create_pool(

@@ -91,6 +91,7 @@ class MetricsService:
         self.store: Store | None = None
         self.dependencies: Dependencies | None = None
         self._lag_offsets: dict[TopicPartition, int] = {}
+        self.renew_producer = False
         self._lag_committed_at = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -213,6 +214,7 @@ class MetricsService:
                 result = await self.store.apply_batch(GROUP_ID, parts)
             except _KafkaDown as down:
                 await self.dependencies.down(KAFKA, down.__cause__ or down)
+                self.renew_producer = True
             except Exception as exc:
                 if db.is_record_error(exc):
                     parts, letters = await self._isolate(parts, exc)
@@ -220,6 +222,7 @@ class MetricsService:
                 if not db.is_transient(exc):
                     raise
                 await self.dependencies.down(POSTGRES, exc)
+                await self.store.pool.expire_connections()  # dead after a restart: see db.ping
             else:
                 await self.dependencies.up(POSTGRES)
                 return result
@@ -280,6 +283,11 @@ class MetricsService:
     async def _send(self, letters: list[dead_letters.DeadLetter]) -> None:
         topic = self.settings.dead_letter_topic
         try:
+            if self.renew_producer:  # a send failed before: see kafka.renew_producer
+                self.producer = await kafka.renew_producer(
+                    self.producer, self.settings.kafka_bootstrap, client_id="cancelguard-metrics"
+                )
+                self.renew_producer = False
             futures = [await kafka.send_dead_letter(self.producer, topic, letter) for letter in letters]
             await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
         except (KafkaError, TimeoutError) as exc:

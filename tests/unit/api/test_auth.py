@@ -67,3 +67,10 @@ def test_no_file_means_nobody_gets_in() -> None:
     registry = CallerRegistry(None)
     registry.load()
     assert registry.callers.authenticate("anything") is None
+
+
+def test_the_compose_demo_callers_file_is_the_demos() -> None:
+    from cancelguard.demo_credentials import DEMO_CALLER, DEMO_SELLERS, DEMO_TOKEN
+
+    committed = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "demo-callers.toml"
+    assert committed.read_text() == callers_toml({DEMO_CALLER: (DEMO_TOKEN, DEMO_SELLERS)})
