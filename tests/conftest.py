@@ -466,27 +466,58 @@ def other_tenant_token() -> str:
     return OTHER_TENANT_TOKEN
 
 
+def service_settings(
+    kafka_bootstrap: str,
+    postgres_dsn: str,
+    schema: str,
+    topic_prefix: str,
+    callers_file: Path,
+    **overrides: object,
+) -> Settings:
+    """Settings for services under test: these topics and schema, free ports, no Prometheus ports, short
+    timeouts, the tests' callers."""
+    values: dict[str, object] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "postgres_dsn": postgres_dsn,
+        "postgres_schema": schema,
+        "topic_prefix": topic_prefix,
+        "topic_partitions": 3,
+        "api_port": find_free_port(),
+        "ingestion_health_port": find_free_port(),
+        "metrics_health_port": find_free_port(),
+        "api_metrics_port": 0,
+        "ingestion_metrics_port": 0,
+        "metrics_metrics_port": 0,
+        "startup_timeout_s": 60,
+        "batch_timeout_ms": 50,
+        "api_callers_file": str(callers_file),
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def namespace_settings(
+    kafka_bootstrap: str, postgres_dsn: str, callers_file: Path
+) -> Callable[..., Settings]:
+    """Settings in a namespace of their own (topics `e2e<hex>.`, schema `e2e<hex>`), for services a test
+    module runs once; the module drops the schema."""
+
+    def make(**overrides: object) -> Settings:
+        namespace = f"e2e{uuid.uuid4().hex[:8]}"
+        return service_settings(
+            kafka_bootstrap, postgres_dsn, namespace, f"{namespace}.", callers_file, **overrides
+        )
+
+    return make
+
+
 @pytest.fixture
 def settings(
     kafka_bootstrap: str, postgres_dsn: str, topic_prefix: str, pg_schema: str, callers_file: Path
 ) -> Settings:
     """Service settings bound to this test's topics and schema, on free ports, with short timeouts."""
-    return Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        postgres_dsn=postgres_dsn,
-        postgres_schema=pg_schema,
-        topic_prefix=topic_prefix,
-        topic_partitions=3,
-        api_port=find_free_port(),
-        ingestion_health_port=find_free_port(),
-        metrics_health_port=find_free_port(),
-        api_metrics_port=0,
-        ingestion_metrics_port=0,
-        metrics_metrics_port=0,
-        startup_timeout_s=60,
-        batch_timeout_ms=50,
-        api_callers_file=str(callers_file),
-    )
+    return service_settings(kafka_bootstrap, postgres_dsn, pg_schema, topic_prefix, callers_file)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -8,8 +8,7 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo import publish  # keyed by order id, as Amazon's bridge should be
 from cancelguard.demo_credentials import DEMO_TOKEN
-from cancelguard.localstack import find_free_port
 from cancelguard.processes import ServiceProcesses, settings_env
 from cancelguard.simulator.scenario import Scenario, Story, generate
 from cancelguard.v1 import metrics_pb2, orders_pb2
@@ -61,25 +59,11 @@ class Pipeline:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def pipeline(
-    kafka_bootstrap: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory, callers_file: Path
+    namespace_settings: Callable[..., Settings], postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Pipeline]:
     """The services once for this module, in their own topics and schema."""
-    namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        postgres_dsn=postgres_dsn,
-        postgres_schema=namespace,
-        topic_prefix=f"{namespace}.",
-        topic_partitions=3,
-        api_port=find_free_port(),
-        ingestion_health_port=find_free_port(),
-        metrics_health_port=find_free_port(),
-        api_metrics_port=0,
-        ingestion_metrics_port=0,
-        metrics_metrics_port=0,
-        batch_timeout_ms=50,
-        api_callers_file=str(callers_file),
-    )
+    settings = namespace_settings()
+    namespace = settings.postgres_schema
     services = ServiceProcesses(settings, tmp_path_factory.mktemp("logs"))
     services.start()
     try:

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,7 +31,6 @@ from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo import publish
 from cancelguard.demo_credentials import DEMO_TOKEN
-from cancelguard.localstack import find_free_port
 from cancelguard.processes import ServiceProcesses
 from cancelguard.simulator.order_change import NotificationItem, order_change_notification
 from cancelguard.simulator.scenario import Scenario
@@ -143,28 +141,13 @@ async def place(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def api(
-    kafka_bootstrap: str,
+    namespace_settings: Callable[..., Settings],
     postgres_dsn: str,
     tmp_path_factory: pytest.TempPathFactory,
-    callers_file: Path,
     other_tenant_token: str,
 ) -> AsyncIterator[Api]:
-    namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        postgres_dsn=postgres_dsn,
-        postgres_schema=namespace,
-        topic_prefix=f"{namespace}.",
-        topic_partitions=3,
-        api_port=find_free_port(),
-        ingestion_health_port=find_free_port(),
-        metrics_health_port=find_free_port(),
-        api_metrics_port=0,
-        ingestion_metrics_port=0,
-        metrics_metrics_port=0,
-        batch_timeout_ms=50,
-        api_callers_file=str(callers_file),
-    )
+    settings = namespace_settings()
+    namespace = settings.postgres_schema
     services = ServiceProcesses(settings, tmp_path_factory.mktemp("logs"))
     services.start()
     try:

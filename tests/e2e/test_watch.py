@@ -7,6 +7,7 @@ import asyncio
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo import publish
 from cancelguard.demo_credentials import DEMO_TOKEN
-from cancelguard.localstack import find_free_port
 from cancelguard.processes import ServiceProcesses
 from cancelguard.simulator.order_change import NotificationItem, order_change_notification
 from cancelguard.simulator.scenario import Scenario
@@ -71,25 +71,12 @@ async def _read(watch: Any, seen: list[tuple[str, int, str]], want: int, timeout
 
 
 async def test_a_watcher_sees_every_change_exactly_once_across_an_api_restart(
-    kafka_bootstrap: str, postgres_dsn: str, tmp_path: Path, callers_file: Path
+    namespace_settings: Callable[..., Settings], postgres_dsn: str, tmp_path: Path
 ) -> None:
-    namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        postgres_dsn=postgres_dsn,
-        postgres_schema=namespace,
-        topic_prefix=f"{namespace}.",
-        topic_partitions=3,
-        api_port=find_free_port(),
-        ingestion_health_port=find_free_port(),
-        metrics_health_port=find_free_port(),
-        api_metrics_port=0,
-        ingestion_metrics_port=0,
-        metrics_metrics_port=0,
-        batch_timeout_ms=50,
-        api_callers_file=str(callers_file),
-        api_page_token_secret=SecretStr("test-secret-shared-by-the-api-before-and-after-its-restart"),
+    settings = namespace_settings(
+        api_page_token_secret=SecretStr("test-secret-shared-by-the-api-before-and-after-its-restart")
     )
+    namespace = settings.postgres_schema
     services = ServiceProcesses(settings, tmp_path)
     services.start()
     now = datetime.now(UTC)
