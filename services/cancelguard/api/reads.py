@@ -127,6 +127,7 @@ class Reads:
         *,
         phases: str = "AB",
         purchased: tuple[datetime | None, datetime | None] = (None, None),
+        chunk: int = CHUNK,
         timeout: float | None,
     ) -> AsyncIterator[tuple[str, str, ListedOrder]]:
         """(phase, marketplace, order) after `cursor`, across marketplaces, in list order: phase A (open
@@ -134,7 +135,8 @@ class Reads:
         start = phases.index(cursor.phase) if cursor is not None else 0
         for phase in phases[start:]:
             streams = [
-                self._one_marketplace(seller, mkt, phase, cursor, purchased, timeout) for mkt in marketplaces
+                self._one_marketplace(seller, mkt, phase, cursor, purchased, chunk, timeout)
+                for mkt in marketplaces
             ]
             async for mkt, row in _merge(streams, descending=phase == "B"):
                 yield phase, mkt, row
@@ -147,15 +149,16 @@ class Reads:
         phase: str,
         cursor: Cursor | None,
         purchased: tuple[datetime | None, datetime | None],
+        chunk: int,
         timeout: float | None,
     ) -> AsyncIterator[tuple[str, ListedOrder]]:
         after = cursor.after_in(marketplace_id, phase) if cursor is not None else After()
         read = self.api.open_requests if phase == "A" else self.api.other_orders
         while True:
-            rows = await read(seller, marketplace_id, after, CHUNK, purchased=purchased, timeout=timeout)
+            rows = await read(seller, marketplace_id, after, chunk, purchased=purchased, timeout=timeout)
             for row in rows:
                 yield marketplace_id, row
-            if len(rows) < CHUNK:
+            if len(rows) < chunk:
                 return
             after = After(rows[-1].at, True, rows[-1].amazon_order_id)
 

@@ -133,7 +133,9 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             cursor = Cursor("A", datetime.fromisoformat(position["at"]), mkt, position["id"])
         timeout = deadline(context)
         listed = []
-        async for _, _, row in self.reads.listed(seller, [mkt], cursor, phases="A", timeout=timeout):
+        async for _, _, row in self.reads.listed(
+            seller, [mkt], cursor, phases="A", chunk=size + 1, timeout=timeout
+        ):
             listed.append(row)
             if len(listed) > size:
                 break

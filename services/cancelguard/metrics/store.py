@@ -453,25 +453,17 @@ class ApiReads:
         timeout: float | None,
     ) -> list[ListedOrder]:
         """Orders with an open request, oldest request first (index orders_open_requests)."""
-        rows = await _api_fetch(
-            self.store,
-            "SELECT amazon_order_id, request_at FROM orders"
-            " WHERE seller_account = $1 AND marketplace_id = $2 AND open_request IS NOT NULL"
-            " AND ($3::timestamptz IS NULL OR request_at > $3"
-            "      OR (request_at = $3 AND $4 AND ($5::text IS NULL OR amazon_order_id > $5)))"
-            " AND ($6::timestamptz IS NULL OR purchased_at >= $6)"
-            " AND ($7::timestamptz IS NULL OR purchased_at < $7)"
-            " ORDER BY request_at, amazon_order_id LIMIT $8",
+        return await self._listed(
+            "SELECT amazon_order_id, request_at FROM orders WHERE seller_account = $1 AND marketplace_id = $2"
+            " AND open_request IS NOT NULL",
+            ("request_at", ">", "ORDER BY request_at, amazon_order_id"),
             seller,
             marketplace_id,
-            after.at,
-            after.ties,
-            after.order_id,
-            *purchased,
+            after,
             limit,
-            timeout=timeout,
+            purchased,
+            timeout,
         )
-        return [ListedOrder(r[0], r[1]) for r in rows]
 
     async def other_orders(
         self,
@@ -485,23 +477,49 @@ class ApiReads:
     ) -> list[ListedOrder]:
         """Orders without an open request, latest purchase first (index orders_purchased). Orders not
         seen from Amazon yet (no purchase time) are not listed."""
-        rows = await _api_fetch(
-            self.store,
-            "SELECT amazon_order_id, purchased_at FROM orders"
-            " WHERE seller_account = $1 AND marketplace_id = $2 AND open_request IS NULL"
-            " AND purchased_at IS NOT NULL"
-            " AND ($3::timestamptz IS NULL OR purchased_at < $3"
-            "      OR (purchased_at = $3 AND $4 AND ($5::text IS NULL OR amazon_order_id < $5)))"
-            " AND ($6::timestamptz IS NULL OR purchased_at >= $6)"
-            " AND ($7::timestamptz IS NULL OR purchased_at < $7)"
-            " ORDER BY purchased_at DESC, amazon_order_id DESC LIMIT $8",
+        return await self._listed(
+            "SELECT amazon_order_id, purchased_at FROM orders WHERE seller_account = $1"
+            " AND marketplace_id = $2 AND open_request IS NULL AND purchased_at IS NOT NULL",
+            ("purchased_at", "<", "ORDER BY purchased_at DESC, amazon_order_id DESC"),
             seller,
             marketplace_id,
-            after.at,
-            after.ties,
-            after.order_id,
-            *purchased,
+            after,
             limit,
-            timeout=timeout,
+            purchased,
+            timeout,
         )
+
+    async def _listed(
+        self,
+        select: str,
+        order: tuple[str, str, str],
+        seller: str,
+        marketplace_id: str,
+        after: After,
+        limit: int,
+        purchased: tuple[datetime | None, datetime | None],
+        timeout: float | None,
+    ) -> list[ListedOrder]:
+        # Only the conditions that apply, each a plain range on an indexed column: a generic plan of
+        # "$3 IS NULL OR ..." cannot scan the index from the position and stop at the limit, and sorts
+        # every open request of the account instead.
+        column, past, order_by = order
+        sql = [select]
+        args: list[object] = [seller, marketplace_id]
+        if after.at is not None:
+            args.append(after.at)
+            at = f"${len(args)}"
+            sql.append(f" AND {column} {past}= {at}")  # the index range starts at the position
+            if not after.ties:
+                sql.append(f" AND {column} <> {at}")
+            elif after.order_id is not None:
+                args.append(after.order_id)
+                sql.append(f" AND ({column} <> {at} OR amazon_order_id {past} ${len(args)})")
+        for bound, op in zip(purchased, (">=", "<"), strict=True):
+            if bound is not None:
+                args.append(bound)
+                sql.append(f" AND purchased_at {op} ${len(args)}")
+        args.append(limit)
+        sql.append(f" {order_by} LIMIT ${len(args)}")
+        rows = await _api_fetch(self.store, "".join(sql), *args, timeout=timeout)
         return [ListedOrder(r[0], r[1]) for r in rows]
