@@ -96,12 +96,18 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}dead-letter.v1"
 
     @property
+    def alerts_topic(self) -> str:
+        """Alerts from the metrics service (cancelguard.events.v1.Alert), keyed by seller|marketplace."""
+        return f"{self.topic_prefix}alerts.v1"
+
+    @property
     def all_topics(self) -> list[str]:
         return [
             self.order_change_topic,
             self.buyer_messages_topic,
             self.order_events_topic,
             self.dead_letter_topic,
+            self.alerts_topic,
         ]
 
     @property

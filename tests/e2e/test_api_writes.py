@@ -580,3 +580,65 @@ async def _refused_stream(call: Any, request: Message) -> tuple[grpc.StatusCode,
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stream.read()
     return err.value.code(), _info(err.value)
+
+
+# --- alerts ---------------------------------------------------------------------------------------------
+
+
+def _alert(alert_id: str, seller: str, rate: float = 0.03) -> tuple[bytes, bytes]:
+    """An alert record as the metrics service publishes it to the alerts topic."""
+    from cancelguard.events.v1 import alert_pb2
+
+    now = _ts(datetime.now(UTC))
+    alert = alert_pb2.Alert(alert_id=alert_id, seller_account=seller, marketplace_id=UK, raised_at=now)
+    alert.rate_crossing.CopyFrom(
+        alert_pb2.RateCrossing(
+            window=alert_pb2.ALERT_WINDOW_LIVE,
+            window_start=now,
+            window_end=now,
+            level=alert_pb2.LEVEL_THRESHOLD,
+            direction=alert_pb2.DIRECTION_UP,
+            cancelled_orders=3,
+            total_orders=100,
+            rate=rate,
+            level_rate=0.025,
+        )
+    )
+    return f"{seller}|{UK}".encode(), alert.SerializeToString()
+
+
+async def test_a_watch_of_alerts_sees_the_callers_alerts_once_and_resumes_after_them(api: Api) -> None:
+    from cancelguard import kafka
+
+    request = metrics_pb2.WatchAlertsRequest(keepalive_seconds=1)
+    watch = api.client.metrics.WatchAlerts(request)
+    first = await asyncio.wait_for(watch.read(), 20)
+    assert first.HasField("keepalive")
+    tag = uuid.uuid4().hex[:6]
+    records = [
+        _alert(f"{tag}-1", SELLER),
+        _alert(f"{tag}-x", OTHER_SELLER),  # another tenant's: never shown
+        _alert(f"{tag}-1", SELLER),  # published twice (a retried publish): shown once
+        _alert(f"{tag}-2", SELLER),
+    ]
+    await kafka.publish(api.settings, api.settings.alerts_topic, records[:2], client_id="test")
+    await kafka.publish(api.settings, api.settings.alerts_topic, records[2:], client_id="test")
+    got: list[metrics_pb2.WatchAlertsResponse] = []
+    while len(got) < 2:
+        message = await asyncio.wait_for(watch.read(), 20)
+        if message.HasField("alert"):
+            got.append(message)
+    watch.cancel()
+    assert [m.alert.alert_id for m in got] == [f"{tag}-1", f"{tag}-2"]
+    crossing = got[0].alert.rate_crossing
+    assert (
+        crossing.level == metrics_pb2.ALERT_LEVEL_THRESHOLD
+        and crossing.direction == metrics_pb2.ALERT_DIRECTION_UP
+    )
+    # resumed after the first: the second comes again (it was after the position), then nothing
+    resumed = api.client.metrics.WatchAlerts(
+        metrics_pb2.WatchAlertsRequest(keepalive_seconds=1, resume_token=got[0].resume_token)
+    )
+    again = [await asyncio.wait_for(resumed.read(), 20) for _ in range(2)]
+    resumed.cancel()
+    assert [m.alert.alert_id for m in again if m.HasField("alert")] == [f"{tag}-2"]

@@ -138,7 +138,8 @@ class Reads:
                 self._one_marketplace(seller, mkt, phase, cursor, purchased, chunk, timeout)
                 for mkt in marketplaces
             ]
-            async for mkt, row in _merge(streams, descending=phase == "B"):
+            merged = streams[0] if len(streams) == 1 else _merge(streams, descending=phase == "B")
+            async for mkt, row in merged:  # one marketplace: its own order, no merge to pay for
                 yield phase, mkt, row
             cursor = None
 

@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cancelguard import db, kafka
+from cancelguard.api.alerts import AlertWatchers
 from cancelguard.api.auth import CallerRegistry
 from cancelguard.api.cache import Listener, ReadCache
 from cancelguard.api.reads import Reads
@@ -94,7 +95,19 @@ def build_server(
     gate = Gate(callers, in_flight)
     servicers = (
         OrderService(reads, records, writes, watchers, policies, page_tokens),
-        MetricsService(reads, store, policies, page_tokens),
+        MetricsService(
+            reads,
+            store,
+            policies,
+            page_tokens,
+            AlertWatchers(
+                settings.kafka_bootstrap,
+                settings.alerts_topic,
+                page_tokens,
+                in_flight,
+                limit=settings.api_max_watches,
+            ),
+        ),
     )
     for service, servicer in zip(SERVICES, servicers, strict=True):
         add_service(server, service, servicer, gate)

@@ -24,6 +24,7 @@ from cancelguard.amazon.feed_xml import (
     check_order_acknowledgement_feed,
 )
 from cancelguard.api import convert, errors, validation
+from cancelguard.api.alerts import AlertWatchers
 from cancelguard.api.cache import CachedOrder
 from cancelguard.api.errors import ApiError, invalid, not_found
 from cancelguard.api.reads import Cursor, Reads
@@ -565,7 +566,9 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         store: Store,
         policies: validation.PolicyLookup,
         page_tokens: validation.PageTokens,
+        alerts: AlertWatchers,
     ) -> None:
+        self.alerts = alerts
         self.reads = reads
         self.store = store
         self.policies = policies
@@ -765,3 +768,22 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
                 explanation=risk.explanation,
             )
         return response
+
+    async def WatchAlerts(
+        self, request: metrics_pb2.WatchAlertsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[metrics_pb2.WatchAlertsResponse]:
+        caller = current_call().caller
+        sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
+        if request.marketplace_id:
+            validation.policy(self.policies, request.marketplace_id)
+        keepalive = validation.in_range(request.keepalive_seconds, "keepalive_seconds", 1, 300, 30)
+        query = {
+            "rpc": "WatchAlerts",
+            "caller": caller.name,
+            "seller": request.seller_account,
+            "marketplace": request.marketplace_id,
+        }
+        async for message in self.alerts.watch(
+            sellers, request.marketplace_id, query, request.resume_token, keepalive
+        ):
+            yield message

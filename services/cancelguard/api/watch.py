@@ -26,7 +26,7 @@ from cancelguard.api.reads import Reads
 from cancelguard.api.records import Change, Position, Records
 from cancelguard.api.wiring import InFlight
 from cancelguard.api.writes import RETENTION
-from cancelguard.v1 import orders_pb2
+from cancelguard.v1 import metrics_pb2, orders_pb2
 
 POLL_S = 1.0
 BATCH = 200
@@ -96,7 +96,8 @@ class Watchers:
                     now = Timestamp()
                     now.GetCurrentTime()
                     yield orders_pb2.WatchCancellationRequestsResponse(
-                        keepalive=orders_pb2.Keepalive(sent_at=now), resume_token=self._token(position, query)
+                        keepalive=metrics_pb2.Keepalive(sent_at=now),
+                        resume_token=self._token(position, query),
                     )
                 await self._sleep(wake, min(POLL_S, keepalive_s))
             raise errors.SHUTTING_DOWN
