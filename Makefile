@@ -10,10 +10,10 @@ GRPCURL_VERSION := v1.9.4
 
 .DEFAULT_GOAL := help
 .PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e lint \
-        classifier-report grpcurl clean
+        classifier-report import-report-1gb grpcurl clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml hatch_build.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cancelguard needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -67,6 +67,9 @@ lint: setup ## ruff and mypy
 
 classifier-report: setup ## precision and recall of the buyer-message classifier on the labelled sets
 	$(BIN)/python bench/classifier_report.py
+
+import-report-1gb: setup kafka ## import a generated ~1 GB order report into a Kafka of its own; peak memory and rate (not a test)
+	$(BIN)/python bench/import_report_1gb.py
 
 grpcurl: ## install grpcurl into .local/bin (needs Go)
 	@command -v go >/dev/null || { echo "grpcurl is built with Go; install Go first"; exit 1; }

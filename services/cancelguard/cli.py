@@ -11,6 +11,10 @@ cancelguard simulator [OPTIONS]          a stand-in for Amazon's SP-API on loopb
 cancelguard publish order-change|buyer-message FILE...
                                          put raw JSON records (one per line, or one JSON document per
                                          file) on the raw topics, as Amazon's bridge or the helpdesk would
+cancelguard import-report FILE... --seller SELLER [--marketplace ID] [--kind unshipped|all-orders]
+                          [--encoding utf-8|windows-1252|windows-31j|...] [--as-of TIME]
+                                         import Amazon order report files (Unshipped Orders, All Orders)
+                                         as order events; bad rows go to the dead-letter topic
 """
 
 from __future__ import annotations
@@ -138,6 +142,37 @@ def _publish(kind: str, files: list[str]) -> int:
     return 0
 
 
+_REPORT_KINDS = {"unshipped": "UNSHIPPED", "all-orders": "ALL_ORDERS"}
+
+
+def _import_report(args: argparse.Namespace) -> int:
+    from cancelguard.domain import bounds
+    from cancelguard.domain.model import InvalidInput, parse_time
+    from cancelguard.domain.policy import marketplace
+    from cancelguard.ingestion.adapters.order_report import ReportKind, codec_for
+    from cancelguard.ingestion.report_import import ImportOptions, ProgressBar, import_reports, summary
+
+    try:  # the options, before anything is read or sent
+        options = ImportOptions(
+            seller_account=bounds.identifier(args.seller, "--seller"),
+            marketplace_id=marketplace(args.marketplace).id if args.marketplace else None,
+            kind=ReportKind[_REPORT_KINDS[args.kind]] if args.kind else None,
+            encoding=codec_for(args.encoding),
+            as_of=parse_time(args.as_of, "--as-of") if args.as_of else None,
+        )
+    except InvalidInput as exc:
+        print(f"cancelguard import-report: {exc}", file=sys.stderr)
+        return 2
+    settings = _settings()
+    bar = ProgressBar()
+    try:
+        results = asyncio.run(import_reports(settings, [Path(f) for f in args.files], options, progress=bar))
+    finally:
+        bar.done()
+    print(summary(results))
+    return 1 if any(r.error for r in results) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulator"]:  # its own parser: argparse cannot pass "--option"s through a subcommand
@@ -168,6 +203,33 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("publish", help="put raw JSON records on a raw topic")
     pub.add_argument("kind", choices=("order-change", "buyer-message"))
     pub.add_argument("files", nargs="+", help="JSON-lines files, or - for standard input")
+    imp = sub.add_parser(
+        "import-report",
+        help="import Amazon order report files as order events",
+        description="Import Unshipped Orders (GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING) and All Orders "
+        "(GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL) flat files, plain or gzip. Bad rows go to "
+        "the dead-letter topic; the exit code is non-zero only if a file cannot be read at all.",
+    )
+    imp.add_argument("files", nargs="+", metavar="FILE", help="report files (tab-separated, with a header)")
+    imp.add_argument(
+        "--seller", required=True, help="the seller account (Amazon's seller id) the files are of"
+    )
+    imp.add_argument(
+        "--marketplace",
+        help="marketplace id for rows whose sales-channel names no Amazon marketplace (or files without it)",
+    )
+    imp.add_argument("--kind", choices=sorted(_REPORT_KINDS), help="default: detected from the header")
+    imp.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="utf-8 (default; lines that are not UTF-8 are read as Windows-1252, or Windows-31J for "
+        "Japan), windows-1252 / iso-8859-1 (EU), windows-31j / shift_jis (JP)",
+    )
+    imp.add_argument(
+        "--as-of",
+        help="when Amazon produced an Unshipped Orders report (ISO 8601, e.g. 2026-11-20T10:00:00Z); "
+        "default: the file's modification time",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -185,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate()
         if args.command == "cr":
             return _cr(args.seller_account, args.marketplace_id, args.live, args.days)
+        if args.command == "import-report":
+            return _import_report(args)
         return _publish(args.kind, args.files)
     except ValidationError as exc:
         print(f"cancelguard: bad setting: {exc}", file=sys.stderr)

@@ -25,6 +25,8 @@ STAGE = "cancelguard.dlq.stage"
 SOURCE_TOPIC = "cancelguard.dlq.source.topic"
 SOURCE_PARTITION = "cancelguard.dlq.source.partition"
 SOURCE_OFFSET = "cancelguard.dlq.source.offset"
+SOURCE_FILE = "cancelguard.dlq.source.file"  # for lines of imported files (order reports) ...
+SOURCE_LINE = "cancelguard.dlq.source.line"  # ... instead of topic, partition and offset
 ORIGINAL_SIZE = "cancelguard.dlq.original.size"
 ORIGINAL_SHA256 = "cancelguard.dlq.original.sha256"
 # "true" when the value is not the original byte for byte (personal fields removed, or cut)
@@ -44,6 +46,24 @@ class Origin:
     partition: int
     offset: int
 
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (SOURCE_TOPIC, self.topic.encode()),
+            (SOURCE_PARTITION, str(self.partition).encode()),
+            (SOURCE_OFFSET, str(self.offset).encode()),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class FileOrigin:
+    """A line of a file someone imported (an order report): its name, never its path on their machine."""
+
+    file: str
+    line: int
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(SOURCE_FILE, self.file.encode()[:1000]), (SOURCE_LINE, str(self.line).encode())]
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -58,7 +78,7 @@ def build(
     key: bytes | None,
     reason_code: str,
     message: str,
-    origin: Origin,
+    origin: Origin | FileOrigin,
     stage: str,
     personal_fields: Sequence[str] = (),
 ) -> DeadLetter:
@@ -70,9 +90,7 @@ def build(
         (REASON_CODE, reason_code.encode()),
         (REASON, message.encode("utf-8", "backslashreplace")[:MAX_REASON]),
         (STAGE, stage.encode()),
-        (SOURCE_TOPIC, origin.topic.encode()),
-        (SOURCE_PARTITION, str(origin.partition).encode()),
-        (SOURCE_OFFSET, str(origin.offset).encode()),
+        *origin.headers(),
         (ORIGINAL_SIZE, str(len(value) if value is not None else 0).encode()),
         (REDACTED, b"true" if redacted else b"false"),
         (TRUNCATED, b"true" if truncated else b"false"),

@@ -12,7 +12,8 @@ The bounds, and why:
   Postgres or by the protobuf encoder, far from the record that carried it; whitespace is never
   trimmed, because a trimmed id silently finds nothing;
 - free text (SKUs, reasons) has no control characters and no lone surrogates, and a length cap;
-- quantities are whole numbers from 0 to 1,000,000 (the event field is an int32);
+- quantities are whole numbers from 0 to 1,000,000 (the event field is an int32); counts of orders in
+  Amazon's reports from 0 to 1,000,000,000; rates and targets are finite fractions from 0 to 1;
 - times of things that happened lie between 2000-01-01 and a day ahead of now (clock skew); dates
   that are planned (ship-by) may lie up to a year ahead.
 """
@@ -22,6 +23,8 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TypeVar
 
 from cancelguard.domain import model as m
 
@@ -43,6 +46,8 @@ class Reason(enum.Enum):
     TIME_OUT_OF_RANGE = "TIME_OUT_OF_RANGE"
     UNKNOWN_VALUE = "UNKNOWN_VALUE"  # a status, channel, enum value we do not know
     UNKNOWN_MARKETPLACE = "UNKNOWN_MARKETPLACE"
+    BAD_ENCODING = "BAD_ENCODING"  # a report line that is not text in the file's encoding
+    BAD_ROW = "BAD_ROW"  # a report line whose cells do not match the header
     NOT_AN_EVENT = "NOT_AN_EVENT"  # bytes on the events topic that are not an OrderEvent
     STORE_REJECTED = "STORE_REJECTED"  # Postgres refused the record's data
     INTERNAL_ERROR = "INTERNAL_ERROR"  # a bug of ours on this record: logged with its traceback
@@ -57,6 +62,7 @@ MAX_EVENT_ID = 200  # a source prefix plus an id, e.g. "order-change:<Notificati
 MAX_SKU = 200
 MAX_TEXT = 1000
 MAX_QUANTITY = 1_000_000
+MAX_COUNT = 1_000_000_000  # orders of one seller account x marketplace in one of Amazon's windows
 MAX_ITEMS = 1000  # items of one order in one observation
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 EVENT_SKEW = timedelta(days=1)  # how far ahead of our clock an event's time may be
@@ -103,6 +109,25 @@ def quantity(value: object, field: str) -> int:
     return value
 
 
+def count(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} must be a whole number, got {shown(value)}")
+    if not 0 <= value <= MAX_COUNT:
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {MAX_COUNT:,}")
+    return value
+
+
+def fraction(value: object, field: str) -> Decimal:
+    """A rate or target: a finite number from 0 to 1, kept exact (a JSON float reads as its shortest
+    decimal spelling, which is what the document said)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} must be a number, got {shown(value)}")
+    exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not exact.is_finite() or not 0 <= exact <= 1:
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected a fraction from 0 to 1")
+    return exact
+
+
 def event_time(value: datetime, field: str, *, now: datetime) -> datetime:
     """A time something happened: from 2000 to a day ahead of `now`."""
     return _within(value, field, EARLIEST, now + EVENT_SKEW)
@@ -133,10 +158,11 @@ def shown(value: object) -> str:
 # --- whole events ---------------------------------------------------------------------------------
 
 
-def check_key(key: m.OrderKey) -> None:
+def check_key(key: m.OrderKey | m.AccountKey) -> None:
     identifier(key.seller_account, "seller_account")
     identifier(key.marketplace_id, "marketplace_id")
-    identifier(key.amazon_order_id, "amazon_order_id")
+    if isinstance(key, m.OrderKey):
+        identifier(key.amazon_order_id, "amazon_order_id")
 
 
 def _ids(values: tuple[str, ...], field: str) -> None:
@@ -167,14 +193,34 @@ def _check_snapshot(body: m.OrderSnapshot, now: datetime) -> None:
             value = getattr(item, name)
             if value is not None:
                 quantity(value, f"{where}.{name}")
+        if item.cancelled_by is m.CancelledBy.UNKNOWN:  # ours, for "nobody says": no source may claim it
+            raise invalid(Reason.UNKNOWN_VALUE, f"{where}.cancelled_by is UNKNOWN: say who, or nothing")
 
 
-def check_event(event: m.OrderEvent, *, now: datetime) -> m.OrderEvent:
+def _check_reported_rate(body: m.AmazonReportedRate, now: datetime) -> None:
+    event_time(body.window_from, "window_from", now=now)
+    event_time(body.window_to, "window_to", now=now)
+    if body.window_to < body.window_from:
+        raise invalid(Reason.OUT_OF_RANGE, "the window ends before it starts")
+    orders = count(body.order_count, "order_count")
+    if count(body.cancellation_count, "cancellation_count") > orders:
+        raise invalid(Reason.OUT_OF_RANGE, f"cancellation_count exceeds order_count ({orders})")
+    fraction(body.rate, "rate")
+    fraction(body.target_value, "target_value")
+
+
+AnyEvent = TypeVar("AnyEvent", bound=m.Event)
+
+
+def check_event(event: AnyEvent, *, now: datetime) -> AnyEvent:
     """Every bound on one event, whatever its source; returns it unchanged or raises InvalidInput."""
     identifier(event.event_id, "event_id", max_len=MAX_EVENT_ID)
     check_key(event.key)
     event_time(event.occurred_at, "occurred_at", now=now)
     event_time(event.observed_at, "observed_at", now=now)
+    if isinstance(event, m.AccountEvent):
+        _check_reported_rate(event.body, now)
+        return event
     body = event.body
     if isinstance(body, m.OrderSnapshot):
         _check_snapshot(body, now)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class Source(enum.Enum):
     ORDER_REPORT = "ORDER_REPORT"
     BUYER_MESSAGE = "BUYER_MESSAGE"
     SELLER = "SELLER"  # the seller's own systems: the cancel feeds they submit, the labels they buy
+    SELLER_PERFORMANCE_REPORT = "SELLER_PERFORMANCE_REPORT"  # GET_V2_SELLER_PERFORMANCE_REPORT
 
 
 class AttributionSource(enum.Enum):
@@ -181,14 +183,18 @@ def parse_bool(value: object) -> bool:
 
 
 def parse_cancelled_by(value: object) -> CancelledBy:
+    """Amazon's cancelledBy (BUYER/MERCHANT/AMAZON). UNKNOWN is ours, for "no source says": no source
+    may send it."""
     if isinstance(value, CancelledBy):
         return value
     if isinstance(value, str):
-        try:
-            return CancelledBy(value.strip().upper())
-        except ValueError:
-            pass
+        found = _CANCELLED_BY_SPELLINGS.get(value.strip().upper())
+        if found is not None:
+            return found
     raise InvalidInput(f"unknown cancelledBy {value!r}; expected BUYER, MERCHANT or AMAZON")
+
+
+_CANCELLED_BY_SPELLINGS = {b.value: b for b in CancelledBy if b is not CancelledBy.UNKNOWN}
 
 
 def parse_time(value: object, field_name: str = "time") -> datetime:
@@ -221,15 +227,31 @@ def _require_tz(name: str, ts: datetime | None) -> None:
 
 
 @dataclass(frozen=True, slots=True, order=True)
+class AccountKey:
+    """A seller account x marketplace: the scope of a Cancellation Rate."""
+
+    seller_account: str
+    marketplace_id: str
+
+    @property
+    def partition_key(self) -> str:
+        """Kafka key: one partition owns every window of a seller account x marketplace."""
+        return f"{self.seller_account}|{self.marketplace_id}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class OrderKey:
     seller_account: str
     marketplace_id: str
     amazon_order_id: str
 
     @property
+    def account(self) -> AccountKey:
+        return AccountKey(self.seller_account, self.marketplace_id)
+
+    @property
     def partition_key(self) -> str:
-        """Kafka key: one partition owns every window of a seller account x marketplace."""
-        return f"{self.seller_account}|{self.marketplace_id}"
+        return self.account.partition_key
 
 
 # --- events: what a source said, normalised --------------------------------------------------------
@@ -316,6 +338,70 @@ class OrderEvent:
     @property
     def stamp(self) -> Stamp:
         return Stamp(self.occurred_at, self.event_id)
+
+
+# --- account events: what a source said about a seller account x marketplace, not about one order ---
+
+
+class AmazonRateStatus(enum.Enum):
+    """The account health report's `status` of a metric."""
+
+    GOOD = "GOOD"
+    BAD = "BAD"
+    NONE = "NONE"
+
+
+class TargetCondition(enum.Enum):
+    """How the account health report compares a metric's rate with its target value."""
+
+    LESS_THAN = "LESS_THAN"
+    GREATER_THAN = "GREATER_THAN"
+    EQUALS = "EQUALS"
+
+
+@dataclass(frozen=True, slots=True)
+class AmazonReportedRate:
+    """Amazon's own pre-fulfilment cancellation rate for one window (GET_V2_SELLER_PERFORMANCE_REPORT,
+    `preFulfillmentCancellationRate`): kept beside ours to reconcile against. Rates are exact decimals
+    as Amazon wrote them (0.005 is 0.5%)."""
+
+    window_from: datetime  # reportingDateFrom, e.g. 2020-11-12T00:00Z
+    window_to: datetime  # reportingDateTo: the window's last minute as Amazon writes it (23:59Z)
+    order_count: int
+    cancellation_count: int  # "seller faulted cancelled orders"
+    rate: Decimal
+    status: AmazonRateStatus
+    target_value: Decimal
+    target_condition: TargetCondition
+
+    def __post_init__(self) -> None:
+        _require_tz("window_from", self.window_from)
+        _require_tz("window_to", self.window_to)
+
+
+AccountEventBody = AmazonReportedRate
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """An event about a seller account x marketplace (no order): it shares the order-events topic and its
+    partition key with the orders it concerns, and the order fold never sees it (there is no order to
+    invent for it)."""
+
+    event_id: str
+    key: AccountKey
+    source: Source
+    occurred_at: datetime  # Amazon's time: when it produced the report
+    observed_at: datetime
+    body: AccountEventBody
+
+    def __post_init__(self) -> None:
+        _require_tz("occurred_at", self.occurred_at)
+        _require_tz("observed_at", self.observed_at)
+
+
+# What travels on the order-events topic.
+Event = OrderEvent | AccountEvent
 
 
 # --- state: everything we know about an order, merged from all events ----------------------------

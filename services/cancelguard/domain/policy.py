@@ -71,6 +71,15 @@ def marketplace(marketplace_id: str) -> Marketplace:
     return found
 
 
+_BY_DOMAIN = {m.domain: m for m in MARKETPLACES.values()}
+
+
+def marketplace_for_sales_channel(sales_channel: str) -> Marketplace | None:
+    """The marketplace a report's `sales-channel` names ("Amazon.co.uk": its domain, any case); None for
+    channels that are no Amazon marketplace ("Non-Amazon": Multi-Channel Fulfillment orders)."""
+    return _BY_DOMAIN.get(sales_channel.strip().casefold())
+
+
 class WindowPlacement(enum.Enum):
     """Which time puts an order in a window. Amazon does not say; its CR report lists the order date."""
 

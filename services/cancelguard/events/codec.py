@@ -1,8 +1,9 @@
-"""Domain order events <-> the protobuf records on the order-events topic."""
+"""Domain events (order and account events) <-> the protobuf records on the order-events topic."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -23,6 +24,14 @@ _BY_TO_PB: dict[m.CancelledBy, int] = {
 _BY_FROM_PB = {v: k for k, v in _BY_TO_PB.items()}
 _KIND_TO_PB = {k: pb.RequestKind.Value(f"REQUEST_KIND_{k.name}") for k in m.RequestKind}
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
+_RATE_STATUS_TO_PB = {
+    s: pb.AmazonRateStatus.Value(f"AMAZON_RATE_STATUS_{s.name}") for s in m.AmazonRateStatus
+}
+_RATE_STATUS_FROM_PB = {v: k for k, v in _RATE_STATUS_TO_PB.items()}
+_CONDITION_TO_PB = {c: pb.TargetCondition.Value(f"TARGET_CONDITION_{c.name}") for c in m.TargetCondition}
+_CONDITION_FROM_PB = {v: k for k, v in _CONDITION_TO_PB.items()}
+# bodies about a seller account x marketplace: their records carry no amazon_order_id
+_ACCOUNT_BODIES = frozenset({"amazon_reported_rate"})
 
 
 _NOT_AN_EVENT = Reason.NOT_AN_EVENT.value
@@ -44,16 +53,19 @@ def _dt(ts: Timestamp) -> datetime:
         ) from None
 
 
-def encode(event: m.OrderEvent) -> bytes:
+def encode(event: m.Event) -> bytes:
     out = pb.OrderEvent(
         event_id=event.event_id,
         seller_account=event.key.seller_account,
         marketplace_id=event.key.marketplace_id,
-        amazon_order_id=event.key.amazon_order_id,
         source=_SOURCE_TO_PB[event.source],
         occurred_at=_ts(event.occurred_at),
         observed_at=_ts(event.observed_at),
     )
+    if isinstance(event, m.AccountEvent):
+        _encode_reported_rate(out.amazon_reported_rate, event.body)
+        return out.SerializeToString()
+    out.amazon_order_id = event.key.amazon_order_id
     body = event.body
     if isinstance(body, m.OrderSnapshot):
         snap = out.snapshot
@@ -104,25 +116,78 @@ def encode(event: m.OrderEvent) -> bytes:
     return out.SerializeToString()
 
 
-def decode(data: bytes) -> m.OrderEvent:
+def _encode_reported_rate(out: pb.AmazonReportedRate, body: m.AmazonReportedRate) -> None:
+    out.window_from.CopyFrom(_ts(body.window_from))
+    out.window_to.CopyFrom(_ts(body.window_to))
+    out.order_count = body.order_count
+    out.cancellation_count = body.cancellation_count
+    out.rate = str(body.rate)
+    out.status = _RATE_STATUS_TO_PB[body.status]
+    out.target_value = str(body.target_value)
+    out.target_condition = _CONDITION_TO_PB[body.target_condition]
+
+
+def _decimal(text: str, event_id: str, name: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise m.InvalidInput(f"order event {event_id}: {name} {text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise m.InvalidInput(f"order event {event_id}: {name} {text!r} is not a finite number")
+    return value
+
+
+def _decode_reported_rate(r: pb.AmazonReportedRate, event_id: str) -> m.AmazonReportedRate:
+    if not (r.HasField("window_from") and r.HasField("window_to")):
+        raise m.InvalidInput(f"order event {event_id}: Amazon's reported rate has no window")
+    if r.status not in _RATE_STATUS_FROM_PB or r.target_condition not in _CONDITION_FROM_PB:
+        raise m.InvalidInput(f"order event {event_id}: Amazon's reported rate has no status or target")
+    return m.AmazonReportedRate(
+        window_from=_dt(r.window_from),
+        window_to=_dt(r.window_to),
+        order_count=r.order_count,
+        cancellation_count=r.cancellation_count,
+        rate=_decimal(r.rate, event_id, "rate"),
+        status=_RATE_STATUS_FROM_PB[r.status],
+        target_value=_decimal(r.target_value, event_id, "target_value"),
+        target_condition=_CONDITION_FROM_PB[r.target_condition],
+    )
+
+
+def decode(data: bytes) -> m.Event:
     """Bytes from the topic -> a domain event. Raises InvalidInput with the reason when it cannot."""
     msg = pb.OrderEvent()
     try:
         msg.ParseFromString(data)
     except DecodeError as exc:
         raise m.InvalidInput(f"not a cancelguard.events.v1.OrderEvent: {exc}", _NOT_AN_EVENT) from exc
-    missing = [
-        f for f in ("event_id", "seller_account", "marketplace_id", "amazon_order_id") if not getattr(msg, f)
-    ]
+    which = msg.WhichOneof("body")
+    account_level = which in _ACCOUNT_BODIES
+    missing = [f for f in ("event_id", "seller_account", "marketplace_id") if not getattr(msg, f)]
+    if not account_level and not msg.amazon_order_id:
+        missing.append("amazon_order_id")
     if missing:
         raise m.InvalidInput(f"order event is missing {', '.join(missing)}", _MISSING)
+    if account_level and msg.amazon_order_id:
+        raise m.InvalidInput(
+            f"order event {msg.event_id[:200]!r}: an account-level {which} names an order", _NOT_AN_EVENT
+        )
     if msg.source not in _SOURCE_FROM_PB:
         raise m.InvalidInput(f"order event {msg.event_id[:200]!r} has no source", _MISSING)
     if not msg.HasField("occurred_at"):
         raise m.InvalidInput(
             f"order event {msg.event_id[:200]!r} has no occurred_at (Amazon's time)", _MISSING
         )
-    which = msg.WhichOneof("body")
+    observed_at = _dt(msg.observed_at) if msg.HasField("observed_at") else _dt(msg.occurred_at)
+    if account_level:
+        return m.AccountEvent(
+            event_id=msg.event_id,
+            key=m.AccountKey(msg.seller_account, msg.marketplace_id),
+            source=_SOURCE_FROM_PB[msg.source],
+            occurred_at=_dt(msg.occurred_at),
+            observed_at=observed_at,
+            body=_decode_reported_rate(msg.amazon_reported_rate, msg.event_id),
+        )
     body: m.EventBody
     if which == "snapshot":
         s = msg.snapshot
@@ -168,6 +233,6 @@ def decode(data: bytes) -> m.OrderEvent:
         key=m.OrderKey(msg.seller_account, msg.marketplace_id, msg.amazon_order_id),
         source=_SOURCE_FROM_PB[msg.source],
         occurred_at=_dt(msg.occurred_at),
-        observed_at=_dt(msg.observed_at) if msg.HasField("observed_at") else _dt(msg.occurred_at),
+        observed_at=observed_at,
         body=body,
     )

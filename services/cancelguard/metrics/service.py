@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from cancelguard import db, dead_letters, kafka
 from cancelguard.config import Settings
 from cancelguard.domain.bounds import Reason, check_event
-from cancelguard.domain.model import InvalidInput, OrderEvent
+from cancelguard.domain.model import Event, InvalidInput, OrderEvent
 from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
 from cancelguard.metrics.store import BatchResult, PartitionBatch, Store
@@ -64,7 +64,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         await self.service.seek_to_stored(list(assigned))
 
 
-def decode(record: ConsumerRecord, now: datetime) -> OrderEvent:
+def decode(record: ConsumerRecord, now: datetime) -> Event:
     """One record of the events topic -> a checked event; InvalidInput says why not."""
     if record.value is None:
         raise InvalidInput("empty record (no value)", Reason.EMPTY_RECORD.value)
@@ -166,7 +166,7 @@ class MetricsService:
             parts = []
             letters = []
             for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
-                decoded: list[tuple[int, OrderEvent | None]] = []
+                decoded: list[tuple[int, Event | None]] = []
                 for record in records:
                     try:
                         decoded.append((record.offset, decode(record, now)))
@@ -220,7 +220,7 @@ class MetricsService:
     ) -> tuple[list[PartitionBatch], list[dead_letters.DeadLetter]]:
         """The batch without the events Postgres refuses, and their dead letters."""
         assert self.store is not None
-        events = [e for p in parts for _, e in p.records if e is not None]
+        events = [e for p in parts for _, e in p.records if isinstance(e, OrderEvent)]
         refused = await self.store.rejected(events)
         if not refused:
             raise error  # the batch fails, yet no event alone does: not a poison record; let it crash
@@ -228,7 +228,7 @@ class MetricsService:
         letters = []
         kept = []
         for p in parts:
-            records: list[tuple[int, OrderEvent | None]] = []
+            records: list[tuple[int, Event | None]] = []
             for offset, event in p.records:
                 if event is not None and id(event) in bad:
                     exc = next(x for e, x in refused if e is event)

@@ -25,7 +25,7 @@ import asyncpg
 from cancelguard.db import ACQUIRE_TIMEOUT_S, is_record_error
 from cancelguard.domain.attribution import attribute, contribution
 from cancelguard.domain.lifecycle import apply
-from cancelguard.domain.model import Order, OrderEvent, OrderKey, OrderStatus, RequestKind
+from cancelguard.domain.model import Event, Order, OrderEvent, OrderKey, OrderStatus, RequestKind
 from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.projection import CountedCancellation
 from cancelguard.domain.windows import Bucket, bucket_start
@@ -38,7 +38,7 @@ class PartitionBatch:
 
     topic: str
     partition: int
-    records: Sequence[tuple[int, OrderEvent | None]]
+    records: Sequence[tuple[int, Event | None]]
 
     @property
     def next_offset(self) -> int:
@@ -126,7 +126,7 @@ class Store:
                         skipped += 1
                         continue
                     applied[b.partition] = applied.get(b.partition, 0) + 1
-                    if event is not None:
+                    if isinstance(event, OrderEvent):  # account events (Amazon's rate): not stored yet
                         events.append(event)
 
             orders_written = buckets_written = 0

@@ -118,6 +118,7 @@ def test_parse_cancelled_by(raw: object, expected: CancelledBy) -> None:
         (parse_bool, "tru", "true"),
         (parse_cancelled_by, "SELLER_CENTRAL", "MERCHANT"),
         (parse_cancelled_by, None, "MERCHANT"),
+        (parse_cancelled_by, "UNKNOWN", "MERCHANT"),  # ours, for "nobody says": no source may send it
     ],
 )
 def test_bad_input_is_an_error_that_says_what_was_expected(parser, raw: object, mentions: str) -> None:

@@ -7,13 +7,16 @@ JSON path, e.g. "ORDER_CHANGE notification: Payload.OrderChangeNotification.Amaz
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 from cancelguard.domain import bounds
 from cancelguard.domain.bounds import Reason, invalid
-from cancelguard.domain.model import InvalidInput, parse_time
+from cancelguard.domain.model import InvalidInput, parse_bool, parse_time
+
+T = TypeVar("T")
 
 _MISSING = object()
 
@@ -36,6 +39,8 @@ def load_json_object(raw: bytes | str | Mapping[str, Any], what: str) -> Mapping
 
 def optional(node: Any, path: str) -> Any:
     """The value at a dotted path, or None where any part is absent (or null)."""
+    if type(node) is dict and "." not in path:  # the common case, read once per field of every record
+        return node.get(path)
     for part in path.split("."):
         if not isinstance(node, Mapping):
             return None
@@ -83,24 +88,83 @@ def time_at(
     return check(parsed, where, now=now)
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")  # a longer run is out of range anyway (and costly to convert)
+
+
+def quantity_text_at(node: Any, path: str, what: str) -> int | None:
+    """A quantity written as text (report cells: "2"); absent reads as None."""
+    value = optional(node, path)
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
+    return None if value is None else bounds.quantity(value, f"{what}: {path}")
+
+
+@overload
+def parsed_at(
+    node: Any, path: str, what: str, parse: Callable[[object], T], *, must: Literal[True] = True
+) -> T: ...
+
+
+@overload
+def parsed_at(node: Any, path: str, what: str, parse: Callable[[object], T], *, must: bool) -> T | None: ...
+
+
+def parsed_at(
+    node: Any, path: str, what: str, parse: Callable[[object], T], *, must: bool = True
+) -> T | None:
+    """A value read with one of the model's normalisers (`parse_status`, `parse_channel`, ...); the error
+    names the path and keeps the normaliser's reason."""
+    value = required(node, path, what) if must else optional(node, path)
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {path}: {exc}", exc.reason) from None
+
+
+def flag_at(node: Any, path: str, what: str) -> bool | None:
+    """One of Amazon's booleans (`true`, `"true"`, `TRUE`). Absent, null or "" read as None: the source
+    does not say, which is never the same as "no"."""
+    if optional(node, path) == "":
+        return None
+    return parsed_at(node, path, what, parse_bool, must=False)
+
+
+def object_at(node: Any, path: str, what: str) -> Mapping[str, Any] | None:
+    """An optional nested object: None when absent, refused when present but not an object (a request
+    flag inside a malformed object must not silently read as "the source does not say")."""
+    value = optional(node, path)
+    if value is not None and not isinstance(value, Mapping):
+        raise invalid(Reason.NOT_AN_OBJECT, f"{what}: {path} must be an object, got {type(value).__name__}")
+    return value
+
+
 def array_at(node: Any, path: str, what: str) -> list[Any]:
-    value = required(node, path, what)
+    return as_array(required(node, path, what), f"{what}: {path}")
+
+
+def as_array(value: Any, where: str) -> list[Any]:
+    """A list of at most MAX_ITEMS entries (`where` names it in the error)."""
     if not isinstance(value, list):
-        raise invalid(Reason.WRONG_TYPE, f"{what}: {path} must be a list, got {type(value).__name__}")
+        raise invalid(Reason.WRONG_TYPE, f"{where} must be a list, got {type(value).__name__}")
     if len(value) > bounds.MAX_ITEMS:
-        raise invalid(
-            Reason.OUT_OF_RANGE, f"{what}: {path} has {len(value)} entries (at most {bounds.MAX_ITEMS})"
-        )
+        raise invalid(Reason.OUT_OF_RANGE, f"{where} has {len(value)} entries (at most {bounds.MAX_ITEMS})")
     return value
 
 
 __all__ = [
     "InvalidInput",
     "array_at",
+    "as_array",
+    "flag_at",
     "identifier_at",
     "load_json_object",
+    "object_at",
     "optional",
+    "parsed_at",
     "quantity_at",
+    "quantity_text_at",
     "required",
     "text_at",
     "time_at",
