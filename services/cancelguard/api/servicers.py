@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from cancelguard.domain.attribution import attribute
 from cancelguard.domain.model import REASON_NO_INVENTORY, InvalidInput, Order, OrderKey
 from cancelguard.domain.policy import CancellationPolicy, PolicyBook, UnknownMarketplace
 from cancelguard.domain.projection import roll_off, what_if
-from cancelguard.domain.suppression import suppression_risks
+from cancelguard.domain.requests import open_request
 from cancelguard.domain.windows import (
     BUCKET,
     CancellationRate,
@@ -37,7 +37,7 @@ from cancelguard.domain.windows import (
     rate_status,
     window_for,
 )
-from cancelguard.metrics.store import Store, open_request
+from cancelguard.metrics.store import Store
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
 log = logging.getLogger("cancelguard.api")
@@ -148,7 +148,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def _order(
         self, request: orders_pb2.GetOrderRequest | orders_pb2.EvaluateCancellationRequest
     ) -> tuple[CancellationPolicy, Order]:
-        policy = _policy(self.policies, request.marketplace_id)
+        policy = _policy(await self.store.policy_book(), request.marketplace_id)
         key = OrderKey(
             _required(request.seller_account, "seller_account"),
             request.marketplace_id.strip(),
@@ -173,7 +173,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def ListCancellationRequests(
         self, request: orders_pb2.ListCancellationRequestsRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.ListCancellationRequestsResponse:
-        policy = _policy(self.policies, request.marketplace_id)
+        policy = _policy(await self.store.policy_book(), request.marketplace_id)
         seller = _required(request.seller_account, "seller_account")
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
             raise invalid("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
@@ -194,7 +194,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             request_at = open_request(last)
             assert request_at is not None  # the store listed it for its open request
             response.next_page_token = encode_page_token(
-                seller, request.marketplace_id, request_at[1], last.key.amazon_order_id
+                seller, request.marketplace_id, request_at.requested_at, last.key.amazon_order_id
             )
         return response
 
@@ -285,7 +285,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRate:
-        policy = _policy(self.policies, request.marketplace_id)
+        policy = _policy(await self.store.policy_book(), request.marketplace_id)
         seller = _required(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
@@ -296,7 +296,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def ProjectCancellationRate(
         self, request: metrics_pb2.ProjectCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRateProjection:
-        policy = _policy(self.policies, request.marketplace_id)
+        policy = _policy(await self.store.policy_book(), request.marketplace_id)
         seller = _required(request.seller_account, "seller_account")
         order_ids = list(dict.fromkeys(i.strip() for i in request.amazon_order_ids))
         if not order_ids or "" in order_ids:
@@ -338,7 +338,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetRollOff(
         self, request: metrics_pb2.GetRollOffRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.RollOff:
-        policy = _policy(self.policies, request.marketplace_id)
+        policy = _policy(await self.store.policy_book(), request.marketplace_id)
         seller = _required(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         as_of = _as_of(request, now)
@@ -383,13 +383,14 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def ListSuppressionRisks(
         self, request: metrics_pb2.ListSuppressionRisksRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.ListSuppressionRisksResponse:
-        policy = _policy(self.policies, request.marketplace_id)
+        policy = _policy(await self.store.policy_book(), request.marketplace_id)
         seller = _required(request.seller_account, "seller_account")
         as_of = _as_of(request, datetime.now(UTC))
-        since = as_of - timedelta(days=policy.suppression_days)
-        orders = await self.store.orders_purchased(seller, request.marketplace_id, since, as_of + BUCKET)
+        risks = await self.store.suppression_risks(
+            seller, request.marketplace_id, as_of, policy.suppression_days
+        )
         response = metrics_pb2.ListSuppressionRisksResponse()
-        for risk in suppression_risks(orders, policy, as_of):
+        for risk in risks:
             response.risks.add(
                 seller_sku=risk.seller_sku,
                 amazon_order_ids=risk.amazon_order_ids,

@@ -9,26 +9,37 @@ the dead-letter topic, and so does one whose data Postgres refuses (found by try
 one at a time); each dead letter is acknowledged before the batch commits, and the next record is
 applied. While Postgres or Kafka is away the batch in hand is retried with backoff and health says
 NOT_SERVING (`runtime.Dependencies`); past `outage_limit_s` the service exits with the reason.
+
+The loop overlaps Python with Postgres: a reader task fetches and decodes the next batch (as many
+records as are ready, up to `batch_max_records`) while the current one is in Postgres; one batch waits
+at most, so memory stays bounded whatever the backlog. Between batches: alerts the batches wrote to
+the outbox are published (`outbox.py`), the windows that move with time are checked for alerts every
+`alert_sweep_s`, and facts and buckets past `retention_days` are deleted in small chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from cancelguard import db, dead_letters, kafka
+from cancelguard import db, dead_letters, faults, kafka
 from cancelguard.config import Settings
 from cancelguard.domain.bounds import Reason, check_event
 from cancelguard.domain.model import Event, InvalidInput, OrderEvent
 from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
-from cancelguard.metrics.store import BatchResult, PartitionBatch, Store
+from cancelguard.metrics.outbox import OutboxPublisher
+from cancelguard.metrics.store import AlertOptions, BatchResult, PartitionBatch, Store
 from cancelguard.runtime import Dependencies, HealthServer, backoff_delays, connect_with_retry
 
 log = logging.getLogger("cancelguard.metrics")
@@ -46,7 +57,17 @@ DEAD_LETTERS = Counter(
 )
 ROW_WRITES = Counter("cancelguard_metrics_row_writes_total", "Order and bucket rows upserted", ["table"])
 BATCH_SECONDS = Histogram("cancelguard_metrics_batch_seconds", "Time to apply one batch")
+ALERTS = Counter("cancelguard_metrics_alerts_published_total", "Alerts published to the alerts topic")
+RETAINED = Counter("cancelguard_metrics_rows_deleted_total", "Rows deleted by retention", ["table"])
 ASSIGNED = Gauge("cancelguard_metrics_assigned_partitions", "Partitions this instance owns")
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A fetched batch, decoded: the events per partition, and the dead letters of what did not read."""
+
+    parts: list[PartitionBatch]
+    letters: list[dead_letters.DeadLetter]
 
 
 class _KafkaDown(Exception):
@@ -58,7 +79,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        pass  # every batch is committed to Postgres before the next getmany: nothing in flight to flush
+        pass  # a batch still in hand for them is fenced by the stored offsets: nothing to flush
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         await self.service.seek_to_stored(list(assigned))
@@ -88,7 +109,11 @@ class MetricsService:
         )
         self.kafka_probe = kafka.KafkaProbe(settings.kafka_bootstrap)
         self.store: Store | None = None
+        self.outbox: OutboxPublisher | None = None
         self.dependencies: Dependencies | None = None
+        self._unpublished = False  # a batch raised alerts that are not on the topic yet
+        self._next_sweep = 0.0
+        self._next_retention = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -109,7 +134,13 @@ class MetricsService:
                 timeout_s=s.startup_timeout_s,
                 stop=stop,
             )
-            self.store = Store(pool, s.policies)
+            self.store = Store(
+                pool,
+                s.policies,
+                alerts=AlertOptions(timedelta(seconds=s.alert_grace_s), s.amazon_tolerance),
+            )
+            await self.store.adopt_policy()
+            self.outbox = OutboxPublisher(self.store, self.producer, s.kafka_bootstrap, s.alerts_topic)
             ready_pool = pool
             self.dependencies = Dependencies(
                 {KAFKA: self.kafka_probe, POSTGRES: lambda: db.ping(ready_pool)},
@@ -124,11 +155,26 @@ class MetricsService:
             log.info(
                 "applying order events", extra={"topic": s.order_events_topic, "schema": s.postgres_schema}
             )
-            while not stop.is_set():
-                self.dependencies.check_limit()
-                batch = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms)
-                if batch:
-                    await self.process(batch, stop)
+            await self._housekeeping(force_publish=True)  # alerts a killed predecessor committed
+            ready: asyncio.Queue[_Decoded] = asyncio.Queue(maxsize=1)
+            reader = asyncio.create_task(self._read_ahead(ready, stop))
+            try:
+                while not stop.is_set():
+                    self.dependencies.check_limit()
+                    if reader.done():
+                        reader.result()  # raises what stopped it
+                        break
+                    try:
+                        decoded = await asyncio.wait_for(ready.get(), s.batch_timeout_ms / 1000)
+                    except TimeoutError:
+                        decoded = None
+                    if decoded is not None:
+                        await self.process(decoded, stop)
+                    await self._housekeeping()
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
         finally:
             if self.dependencies is not None:
                 await self.dependencies.stop()
@@ -160,31 +206,78 @@ class MetricsService:
             extra={"partitions": sorted(tp.partition for tp in assigned), "stored_offsets": stored},
         )
 
-    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+    async def _read_ahead(self, ready: asyncio.Queue[_Decoded], stop: asyncio.Event) -> None:
+        """Fetch and decode batches while the previous one is in Postgres; `ready` holds one at most."""
+        s = self.settings
+        while not stop.is_set():
+            batch = await self.consumer.getmany(
+                timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records
+            )
+            count = sum(len(r) for r in batch.values())
+            while batch and count < s.batch_max_records:  # what else is fetched already: bigger batches
+                more = await self.consumer.getmany(timeout_ms=0, max_records=s.batch_max_records - count)
+                if not more:
+                    break
+                for tp, records in more.items():
+                    batch.setdefault(tp, []).extend(records)
+                count += sum(len(r) for r in more.values())
+            if batch:
+                await ready.put(self.decode_batch(batch))
+
+    def decode_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Decoded:
+        now = datetime.now(UTC)
+        parts = []
+        letters = []
+        for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
+            decoded: list[tuple[int, Event | None]] = []
+            for record in records:
+                try:
+                    decoded.append((record.offset, decode(record, now)))
+                except Exception as exc:
+                    decoded.append((record.offset, None))
+                    letters.append(self._dead_letter(record.value, record.key, exc, tp, record.offset))
+            parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
+        return _Decoded(parts, letters)
+
+    async def process(self, decoded: _Decoded, stop: asyncio.Event) -> None:
         with BATCH_SECONDS.time():
-            now = datetime.now(UTC)
-            parts = []
-            letters = []
-            for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
-                decoded: list[tuple[int, Event | None]] = []
-                for record in records:
-                    try:
-                        decoded.append((record.offset, decode(record, now)))
-                    except Exception as exc:
-                        decoded.append((record.offset, None))
-                        letters.append(self._dead_letter(record.value, record.key, exc, tp, record.offset))
-                parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
-            result = await self._apply(parts, letters, stop)
+            result = await self._apply(decoded.parts, decoded.letters, stop)
         if result is None:
             return  # stopped during an outage: nothing committed; the batch is re-read after a restart
         EVENTS_APPLIED.inc(result.events_applied)
         RECORDS_SKIPPED.inc(result.records_skipped)
         ROW_WRITES.labels("orders").inc(result.orders_written)
         ROW_WRITES.labels("cr_buckets").inc(result.buckets_written)
+        if result.alerts_raised:
+            faults.reached(faults.ALERTS_COMMITTED)
+            self._unpublished = True
+        parts = decoded.parts
         try:  # for lag monitoring only: Postgres holds the offsets that count
             await self.consumer.commit({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
         except KafkaError as exc:
             log.info("kafka offset commit skipped: %s", exc)
+
+    async def _housekeeping(self, *, force_publish: bool = False) -> None:
+        """Alerts to publish, windows to sweep, rows past retention: each when due. A failure (Kafka or
+        Postgres away) is logged and tried again later; the outbox keeps what was not sent."""
+        assert self.store is not None and self.outbox is not None
+        s = self.settings
+        clock = time.monotonic()
+        try:
+            if clock >= self._next_sweep:
+                self._next_sweep = clock + s.alert_sweep_s
+                if await self.store.sweep_alerts():
+                    self._unpublished = True
+            if self._unpublished or force_publish:
+                ALERTS.inc(await self.outbox.publish())
+                self._unpublished = False
+            if s.retention_days and clock >= self._next_retention:
+                self._next_retention = clock + s.retention_interval_s
+                horizon = datetime.now(UTC) - timedelta(days=s.retention_days)
+                for table, n in (await self.store.delete_expired(horizon)).items():
+                    RETAINED.labels(table).inc(n)
+        except (KafkaError, TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("housekeeping deferred: %s", exc)
 
     async def _apply(
         self, parts: list[PartitionBatch], letters: list[dead_letters.DeadLetter], stop: asyncio.Event
