@@ -26,6 +26,7 @@ import os
 import pstats
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -271,7 +272,7 @@ async def _writes(conn: asyncpg.Connection, schema: str) -> dict[str, int]:
     return last
 
 
-async def apply_round(settings: Settings, total: int, log: Path) -> Applied:
+async def apply_round(settings: Settings, total: int, log: Path, spy: str | None = None) -> Applied:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     s = settings.model_copy(update={"postgres_schema": schema, "metrics_health_port": find_free_port()})
     env = {**os.environ, **{f"CANCELGUARD_{k.upper()}": str(v) for k, v in s.model_dump().items()}}
@@ -281,6 +282,7 @@ async def apply_round(settings: Settings, total: int, log: Path) -> Applied:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cancelguard", "serve", "metrics", env=env, stdout=out, stderr=out
         )
+    sampler = None
     try:
         first = 0
         started = 0.0
@@ -290,11 +292,32 @@ async def apply_round(settings: Settings, total: int, log: Path) -> Applied:
             done = await _applied(conn, schema)
             if done and not started:
                 first, started = done, time.perf_counter()
+                if spy:  # sample the service while it applies (py-spy: pip install py-spy)
+                    sampler = await asyncio.create_subprocess_exec(
+                        str(Path(sys.executable).parent / "py-spy"),
+                        *(
+                            "record",
+                            "-p",
+                            str(proc.pid),
+                            "-f",
+                            "raw",
+                            "-o",
+                            spy,
+                            "-r",
+                            "200",
+                            "--nonblocking",
+                        ),
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL,
+                    )
             if done >= total:
                 elapsed = time.perf_counter() - started
                 break
             await asyncio.sleep(0.02)
         cpu = _process_cpu_s(proc.pid)
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            await asyncio.wait_for(sampler.wait(), 60)
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 60)
         writes = await _writes(conn, schema)
@@ -369,7 +392,7 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, work: Path) ->
     raws, applies = [], []
     for n in range(args.rounds):
         raw = await raw_consume(bootstrap, settings.order_events_topic, len(records), args.batch)
-        applied = await apply_round(settings, len(records), work / "metrics.log")
+        applied = await apply_round(settings, len(records), work / "metrics.log", args.py_spy)
         raws.append(raw)
         applies.append(applied)
         say(
@@ -401,6 +424,9 @@ def main() -> int:
     parser.add_argument("--kafka", help="host:port of a Kafka to use instead of a local process")
     parser.add_argument("--postgres", help="DSN of a Postgres to use instead of a local process")
     parser.add_argument("--profile", help="run one apply in this process under cProfile, save it here")
+    parser.add_argument(
+        "--py-spy", help="sample the service process with py-spy while it applies (raw stacks)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cancelguard-bench-"))
     work.chmod(0o755)  # Postgres runs unprivileged when we are root: it must enter this directory

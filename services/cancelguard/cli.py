@@ -5,6 +5,8 @@ cancelguard demo                         the whole pipeline fed a demo scenario;
 cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api  one service (what the containers run)
 cancelguard migrate                      apply the Postgres migrations
+cancelguard rebuild [--from TIME]        recompute orders and buckets from the events topic into a new
+                                         generation (with this configuration's policy) and switch to it
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
 cancelguard simulator [OPTIONS]          a stand-in for Amazon's SP-API on loopback (dev and tests;
                                          `cancelguard simulator --help`)
@@ -88,6 +90,42 @@ def _migrate() -> int:
         f"schema {settings.postgres_schema}: "
         + (f"applied {', '.join(applied)}" if applied else "up to date")
     )
+    return 0
+
+
+def _rebuild(from_time: str | None, timeout_s: float | None) -> int:
+    """Exit codes for a Kubernetes Job: 0 switched, 2 cannot connect, 3 outage, 4 not caught up, 1 else."""
+    import logging
+
+    from cancelguard import logs
+    from cancelguard.domain.model import parse_time
+    from cancelguard.metrics.rebuild import NotCaughtUp, rebuild
+    from cancelguard.runtime import StartupError, install_stop_signals
+
+    settings = _settings()
+    logs.setup("cancelguard-rebuild", settings.log_level)
+    log = logging.getLogger("cancelguard")
+    since = parse_time(from_time, "--from") if from_time else None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await rebuild(settings, from_time=since, timeout_s=timeout_s, stop=stop)
+
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    except NotCaughtUp as exc:
+        log.error("not switched: %s", exc)
+        return 4
+    except (OSError, TimeoutError) as exc:
+        log.error("stopping: %s", exc)
+        return 3
+    except Exception:
+        log.exception("the rebuild stopped on an unexpected error; the active generation is unchanged")
+        return 1
     return 0
 
 
@@ -194,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
+    rebuild = sub.add_parser(
+        "rebuild", help="recompute orders and buckets into a new generation, then switch"
+    )
+    rebuild.add_argument("--from", dest="from_time", help="read the events topic from this ISO 8601 time")
+    rebuild.add_argument("--timeout", type=float, help="give up (exit 4) if not caught up after this many s")
     cr = sub.add_parser("cr", help="ask the API for a Cancellation Rate")
     cr.add_argument("seller_account")
     cr.add_argument("marketplace_id")
@@ -245,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args.service)
         if args.command == "migrate":
             return _migrate()
+        if args.command == "rebuild":
+            return _rebuild(args.from_time, args.timeout)
         if args.command == "cr":
             return _cr(args.seller_account, args.marketplace_id, args.live, args.days)
         if args.command == "import-report":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
@@ -84,6 +85,18 @@ async def publish(
                 progress(n, len(futures))
     finally:
         await stop_producer(producer)
+
+
+async def assigned_partitions(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> list[TopicPartition]:
+    """The partitions a started consumer without a group, subscribed to one topic, is given: all of them,
+    once the topic's metadata is in. A topic not known by then is an error (the services create theirs
+    at start), raised as a TimeoutError so that callers retry."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := sorted(consumer.assignment())):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no partitions of {consumer.subscription()} known after {timeout_s:.0f}s")
+        await asyncio.sleep(0.05)
+    return found
 
 
 def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384) -> AIOKafkaProducer:

