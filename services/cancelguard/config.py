@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -114,8 +113,9 @@ class Settings(BaseSettings):
             parts = parts._replace(netloc=netloc)
         return urlunsplit(parts)
 
-    @cached_property
+    @property
     def policies(self) -> PolicyBook:
+        # not cached: a cached value would survive `model_copy(update={"policy_overrides": ...})`
         return parse_policy_overrides(self.policy_overrides)
 
 

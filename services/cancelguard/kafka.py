@@ -87,15 +87,18 @@ async def publish(
         await stop_producer(producer)
 
 
-async def assigned_partitions(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> list[TopicPartition]:
-    """The partitions a started consumer without a group, subscribed to one topic, is given: all of them,
-    once the topic's metadata is in. A topic not known by then is an error (the services create theirs
-    at start), raised as a TimeoutError so that callers retry."""
+async def take_all_partitions(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> list[TopicPartition]:
+    """Every partition of the one topic a started consumer without a group is subscribed to, assigned
+    to it by hand: a subscription would deal them again on a metadata update and reset their positions.
+    A topic not known by then is an error (the services create theirs at start), raised as a
+    TimeoutError so that callers retry."""
     deadline = time.monotonic() + timeout_s
     while not (found := sorted(consumer.assignment())):
         if time.monotonic() > deadline:
             raise TimeoutError(f"no partitions of {consumer.subscription()} known after {timeout_s:.0f}s")
         await asyncio.sleep(0.05)
+    consumer.unsubscribe()
+    consumer.assign(found)
     return found
 
 

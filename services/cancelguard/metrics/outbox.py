@@ -83,7 +83,7 @@ class OutboxPublisher:
         )
         await consumer.start()
         try:
-            partitions = await kafka.assigned_partitions(consumer)
+            partitions = await kafka.take_all_partitions(consumer)
             starts = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
             ends = await consumer.end_offsets(partitions)
             for tp in partitions:

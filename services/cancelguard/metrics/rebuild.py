@@ -92,10 +92,8 @@ async def rebuild(
         if from_time is not None:
             copied = await store.seed_generation(active.generation, generation)
             log.info("facts copied from the active generation", extra={"orders": copied})
-        await connect_with_retry(
-            "Kafka", s.kafka_bootstrap, consumer.start, timeout_s=s.startup_timeout_s, stop=stop
-        )
-        partitions = await kafka.assigned_partitions(consumer)
+        await kafka.connect(s, consumer, stop=stop)  # the topics too, as every service makes sure of them
+        partitions = await kafka.take_all_partitions(consumer)
         if from_time is None:
             await consumer.seek_to_beginning(*partitions)
         else:

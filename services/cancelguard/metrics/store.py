@@ -280,7 +280,8 @@ class Store:
             )
             theirs = {r["partition"]: r["next_offset"] for r in offsets if r["generation"] == active}
             ours = {r["partition"]: r["next_offset"] for r in offsets if r["generation"] == generation}
-            if any(ours.get(p, -1) < offset for p, offset in theirs.items()):
+            if behind := {p: offset for p, offset in theirs.items() if ours.get(p, -1) < offset}:
+                log.info("not switching yet: the live service has applied more", extra={"partitions": behind})
                 return False
             await conn.execute("UPDATE generations SET state = 'retired' WHERE generation = $1", active)
             await conn.execute(
