@@ -86,8 +86,9 @@ async def write_as_previous_release(conn: asyncpg.Connection, order: Order) -> N
     num = bucket_start(place.numerator_at) if place.numerator_at else None
     request = open_request(order)
     await conn.execute(
-        "INSERT INTO orders (seller_account, marketplace_id, amazon_order_id, state, status, fulfillment_channel,"
-        " purchased_at, verdict, rule, needs_review, open_request, request_at, denominator_bucket,"
+        "INSERT INTO orders (seller_account, marketplace_id, amazon_order_id, state, status,"
+        " fulfillment_channel, purchased_at, verdict, rule, needs_review, open_request, request_at,"
+        " denominator_bucket,"
         " numerator_bucket) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         *(order.key.seller_account, order.key.marketplace_id, order.key.amazon_order_id),
         json.dumps(order_to_json(order)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,6 +13,7 @@ from cancelguard.domain.actions import Recommendation
 from cancelguard.domain.attribution import Attribution
 from cancelguard.domain.policy import CancellationPolicy
 from cancelguard.domain.windows import CancellationRate, WindowKind
+from cancelguard.metrics.store import AmazonFigure
 from cancelguard.v1 import metrics_pb2, orders_pb2
 
 _STATUS: dict[m.OrderStatus, Any] = {
@@ -142,4 +144,15 @@ def rate_message(
         threshold=float(policy.threshold),
         warning_level=float(policy.warning),
         computed_at=timestamp(computed_at),
+    )
+
+
+def amazon_message(figure: AmazonFigure) -> metrics_pb2.AmazonFigure:
+    return metrics_pb2.AmazonFigure(
+        cancelled_orders=figure.amazon_cancellations,
+        total_orders=figure.amazon_orders,
+        rate=str(figure.amazon_rate),
+        status=figure.amazon_status,
+        reported_at=timestamp(figure.reported_at),
+        difference=str(figure.difference.quantize(Decimal("0.000001"))),
     )

@@ -290,7 +290,12 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
         rate = await _rate(self.store, seller, request.marketplace_id, window, policy)
-        return convert.rate_message(seller, request.marketplace_id, rate, policy, now)
+        response = convert.rate_message(seller, request.marketplace_id, rate, policy, now)
+        if window.kind is WindowKind.AMAZON_ALIGNED:  # Amazon's own figure for it, when reported
+            figure = await self.store.amazon_figure(seller, request.marketplace_id, window.start, window.end)
+            if figure is not None:
+                response.amazon.CopyFrom(convert.amazon_message(figure))
+        return response
 
     @rpc
     async def ProjectCancellationRate(

@@ -2,8 +2,9 @@
 
 Version 2 (written now): one version byte, then a JSON array of positional fields with times as integer
 microseconds since the Unix epoch. Positional arrays and integer times are what make it fast: no keys,
-no ISO parsing, about 60% of the bytes of version 1 (the event ids are most of what is left). Every field round-trips exactly (tested), so folding
-more events into a stored order gives the same state as folding everything from the start.
+no ISO parsing, about 60% of the bytes of version 1 (the event ids are most of what is left). Every
+field round-trips exactly (tested), so folding more events into a stored order gives the same state as
+folding everything from the start.
 
 Version 1 (read only): the JSON document with short keys that the previous release kept in
 `orders.state`. A rolling deploy meets rows of both kinds: `decode_stored` reads either, and the next

@@ -1049,6 +1049,13 @@ class Store:
             found = await self._amazon_figures(conn, generation, [(seller_account, marketplace_id)], since)
         return sorted((f for _, _, f in found), key=lambda f: f.window_start, reverse=True)
 
+    async def amazon_figure(
+        self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
+    ) -> AmazonFigure | None:
+        """Amazon's reported figure for exactly this window, beside ours; None if no report has it."""
+        found = await self.amazon_figures(seller_account, marketplace_id, end)
+        return next((f for f in found if (f.window_start, f.window_end) == (start, end)), None)
+
     @staticmethod
     async def _amazon_figures(
         conn: asyncpg.Connection, generation: int, accounts: list[tuple[str, str]], since: datetime

@@ -8,7 +8,7 @@ from cancelguard.domain.policy import policy_for
 from cancelguard.domain.requests import open_request
 from cancelguard.domain.windows import bucket_start
 
-from .builders import D, H, M, US, OrderStory
+from .builders import US, D, H, M, OrderStory
 
 POLICY = policy_for(US)
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cancelguard.domain.lifecycle import fold
 from cancelguard.domain.model import CancelledBy, Order
 from cancelguard.metrics import state_codec
+
 from .builders import D, H, M, OrderStory
 from .test_properties import Scenario, events_for, scenarios_st
 
