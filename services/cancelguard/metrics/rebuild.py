@@ -28,9 +28,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cancelguard import db, kafka
 from cancelguard.config import Settings
-from cancelguard.domain.model import Event
-from cancelguard.metrics.service import GROUP_ID, decode
-from cancelguard.metrics.store import PartitionBatch, Store
+from cancelguard.metrics.service import GROUP_ID, decode_partitions
+from cancelguard.metrics.store import Store
 from cancelguard.runtime import connect_with_retry
 
 log = logging.getLogger("cancelguard.rebuild")
@@ -128,16 +127,8 @@ async def _catch_up(
     while not stop.is_set():
         batch = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
         if batch:
-            now = datetime.now(UTC)
-            parts = []
-            for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
-                decoded: list[tuple[int, Event | None]] = []
-                for record in records:
-                    try:
-                        decoded.append((record.offset, decode(record, now)))
-                    except Exception:  # the live service dead-lettered it already: skip it here too
-                        decoded.append((record.offset, None))
-                parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
+            # a record that does not decode was dead-lettered by the live service already: skipped here
+            parts, _ = decode_partitions(batch, datetime.now(UTC))
             result = await store.apply_batch(GROUP_ID, parts, generation=generation)
             applied += result.events_applied
         ends = await consumer.end_offsets(partitions)

@@ -95,6 +95,28 @@ def decode(record: ConsumerRecord, now: datetime) -> Event:
     return check_event(event, now=now)
 
 
+Refusal = tuple[TopicPartition, ConsumerRecord, Exception]
+
+
+def decode_partitions(
+    batch: dict[TopicPartition, list[ConsumerRecord]], now: datetime
+) -> tuple[list[PartitionBatch], list[Refusal]]:
+    """A fetched batch as events per partition in partition order (None for a record that does not
+    decode), and each refused record with the reason."""
+    parts = []
+    refused: list[Refusal] = []
+    for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
+        decoded: list[tuple[int, Event | None]] = []
+        for record in records:
+            try:
+                decoded.append((record.offset, decode(record, now)))
+            except Exception as exc:
+                decoded.append((record.offset, None))
+                refused.append((tp, record, exc))
+        parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
+    return parts, refused
+
+
 class MetricsService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -231,18 +253,8 @@ class MetricsService:
                 await ready.put(self.decode_batch(batch))
 
     def decode_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Decoded:
-        now = datetime.now(UTC)
-        parts = []
-        letters = []
-        for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
-            decoded: list[tuple[int, Event | None]] = []
-            for record in records:
-                try:
-                    decoded.append((record.offset, decode(record, now)))
-                except Exception as exc:
-                    decoded.append((record.offset, None))
-                    letters.append(self._dead_letter(record.value, record.key, exc, tp, record.offset))
-            parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
+        parts, refused = decode_partitions(batch, datetime.now(UTC))
+        letters = [self._dead_letter(r.value, r.key, exc, tp, r.offset) for tp, r, exc in refused]
         return _Decoded(parts, letters)
 
     async def process(self, decoded: _Decoded, stop: asyncio.Event) -> None:

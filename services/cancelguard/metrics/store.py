@@ -129,6 +129,16 @@ class Generation:
     policies: PolicyBook
 
 
+# Order rows as a batch writes them (`Store._order_columns`): the parameters $2..$12 of an unnest
+_ORDER_ROWS = (
+    "unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::timestamptz[],"
+    " $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::timestamptz[]"
+)
+_ORDER_ROW_NAMES = "s, m, i, fact, open_request, request_at, den, num, skus, cancelled, purchased_at"
+_SKUS = "string_to_array(k.skus, E'\\n')"
+_CANCELLED_SKUS = "string_to_array(k.cancelled, E'\\n')"
+
+
 class _Conflict(Exception):
     """Another transaction changed an order this batch read: apply the batch again."""
 
@@ -514,16 +524,10 @@ class Store:
 
     async def _update_orders(self, conn: asyncpg.Connection, generation: int, rows: list[OrderRow]) -> None:
         updated = await conn.fetchval(
-            "WITH k AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],"
-            " $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[],"
-            " $12::timestamptz[], $13::bigint[]) AS k(s, m, i, fact, open_request, request_at, den,"
-            " num, skus,"
-            " cancelled, purchased_at, version)),"
+            f"WITH k AS (SELECT * FROM {_ORDER_ROWS}, $13::bigint[]) AS k({_ORDER_ROW_NAMES}, version)),"
             " u AS (UPDATE orders o SET fact = k.fact, state = NULL, open_request = k.open_request,"
             " request_at = k.request_at, denominator_bucket = k.den, numerator_bucket = k.num,"
-            " skus = string_to_array(k.skus, E'\\n'), seller_cancelled_skus ="
-            " string_to_array(k.cancelled, E'\\n'),"
-            " purchased_at = k.purchased_at"
+            f" skus = {_SKUS}, seller_cancelled_skus = {_CANCELLED_SKUS}, purchased_at = k.purchased_at"
             " FROM k WHERE o.generation = $1 AND o.seller_account = k.s AND o.marketplace_id = k.m"
             " AND o.amazon_order_id = k.i AND o.xmin = k.version::text::xid RETURNING 1)"
             " SELECT count(*) FROM u",
@@ -536,15 +540,11 @@ class Store:
 
     async def _insert_orders(self, conn: asyncpg.Connection, generation: int, rows: list[OrderRow]) -> None:
         inserted = await conn.fetchval(
-            "WITH i AS (INSERT INTO orders (generation, seller_account, marketplace_id,"
-            " amazon_order_id, fact,"
-            " open_request, request_at, denominator_bucket, numerator_bucket, skus, seller_cancelled_skus,"
-            " purchased_at)"
+            "WITH i AS (INSERT INTO orders (generation, seller_account, marketplace_id, amazon_order_id,"
+            " fact, open_request, request_at, denominator_bucket, numerator_bucket, skus,"
+            " seller_cancelled_skus, purchased_at)"
             " SELECT $1, k.s, k.m, k.i, k.fact, k.open_request, k.request_at, k.den, k.num,"
-            " string_to_array(k.skus, E'\\n'), string_to_array(k.cancelled, E'\\n'), k.purchased_at"
-            " FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::timestamptz[],"
-            " $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::timestamptz[])"
-            " AS k(s, m, i, fact, open_request, request_at, den, num, skus, cancelled, purchased_at)"
+            f" {_SKUS}, {_CANCELLED_SKUS}, k.purchased_at FROM {_ORDER_ROWS}) AS k({_ORDER_ROW_NAMES})"
             " ORDER BY k.s, k.m, k.i ON CONFLICT DO NOTHING RETURNING 1)"
             " SELECT count(*) FROM i",
             generation,
