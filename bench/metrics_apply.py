@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import os
 import pstats
@@ -240,6 +241,19 @@ class Applied:
     order_writes: float  # rows inserted or updated per event
     bucket_writes: float
     cpu_us: float  # the service process's CPU per event
+    postgres_cpu_us: float | None  # the Postgres server's, when it is ours (a local process)
+
+
+def _postgres_cpu_s(postmaster: int | None) -> float | None:
+    """CPU of the local Postgres' processes (the postmaster and its children: backends, writers)."""
+    if postmaster is None:
+        return None
+    pids = [postmaster, *map(int, Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split())]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):  # a backend that just exited
+            total += _process_cpu_s(pid)
+    return total
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -272,7 +286,9 @@ async def _writes(conn: asyncpg.Connection, schema: str) -> dict[str, int]:
     return last
 
 
-async def apply_round(settings: Settings, total: int, log: Path, spy: str | None = None) -> Applied:
+async def apply_round(
+    settings: Settings, total: int, log: Path, spy: str | None = None, postmaster: int | None = None
+) -> Applied:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     s = settings.model_copy(update={"postgres_schema": schema, "metrics_health_port": find_free_port()})
     env = {**os.environ, **{f"CANCELGUARD_{k.upper()}": str(v) for k, v in s.model_dump().items()}}
@@ -283,6 +299,7 @@ async def apply_round(settings: Settings, total: int, log: Path, spy: str | None
             sys.executable, "-m", "cancelguard", "serve", "metrics", env=env, stdout=out, stderr=out
         )
     sampler = None
+    pg_started: float | None = None
     try:
         first = 0
         started = 0.0
@@ -292,6 +309,7 @@ async def apply_round(settings: Settings, total: int, log: Path, spy: str | None
             done = await _applied(conn, schema)
             if done and not started:
                 first, started = done, time.perf_counter()
+                pg_started = _postgres_cpu_s(postmaster)
                 if spy:  # sample the service while it applies (py-spy: pip install py-spy)
                     sampler = await asyncio.create_subprocess_exec(
                         str(Path(sys.executable).parent / "py-spy"),
@@ -315,6 +333,10 @@ async def apply_round(settings: Settings, total: int, log: Path, spy: str | None
                 break
             await asyncio.sleep(0.02)
         cpu = _process_cpu_s(proc.pid)
+        pg_end = _postgres_cpu_s(postmaster)
+        pg_cpu = (
+            None if pg_end is None or pg_started is None else (pg_end - pg_started) / (total - first) * 1e6
+        )
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)
             await asyncio.wait_for(sampler.wait(), 60)
@@ -326,6 +348,7 @@ async def apply_round(settings: Settings, total: int, log: Path, spy: str | None
             writes.get("orders", 0) / total,
             writes.get("cr_buckets", 0) / total,
             cpu / total * 1e6,
+            pg_cpu,
         )
     finally:
         if proc.returncode is None:
@@ -368,7 +391,7 @@ async def profile_apply(settings: Settings, total: int, out: Path) -> None:
 # --- the run ----------------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, bootstrap: str, dsn: str, work: Path) -> None:
+async def run(args: argparse.Namespace, bootstrap: str, dsn: str, work: Path, postmaster: int | None) -> None:
     now = datetime.now(UTC)
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     settings = Settings(
@@ -392,12 +415,13 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, work: Path) ->
     raws, applies = [], []
     for n in range(args.rounds):
         raw = await raw_consume(bootstrap, settings.order_events_topic, len(records), args.batch)
-        applied = await apply_round(settings, len(records), work / "metrics.log", args.py_spy)
+        applied = await apply_round(settings, len(records), work / "metrics.log", args.py_spy, postmaster)
         raws.append(raw)
         applies.append(applied)
         say(
             f"round {n + 1}: raw {raw:,.0f} events/s; apply {applied.rate:,.0f} events/s "
-            f"({applied.rate / raw:.2f}x), {applied.cpu_us:.1f} us CPU/event in the service, "
+            f"({applied.rate / raw:.2f}x), CPU/event: service {applied.cpu_us:.1f} us, Postgres "
+            f"{'-' if applied.postgres_cpu_us is None else f'{applied.postgres_cpu_us:.1f} us'}; "
             f"writes/event: orders {applied.order_writes:.3f}, buckets {applied.bucket_writes:.4f}"
         )
     raw = statistics.median(raws)
@@ -445,12 +469,14 @@ def main() -> int:
             started.append(local_kafka)
             bootstrap = local_kafka.start()
         dsn = args.postgres
+        postmaster = None
         if not dsn:
             say("starting a local Postgres ...")
             local_pg = LocalPostgres(work / "postgres", port=find_free_port(), say=say)
             started.append(local_pg)
             dsn = local_pg.start()
-        asyncio.run(run(args, bootstrap, dsn, work))
+            postmaster = local_pg.running_pid()
+        asyncio.run(run(args, bootstrap, dsn, work, postmaster))
     finally:
         for service in reversed(started):
             service.stop()
