@@ -252,7 +252,7 @@ async def test_each_crossing_is_alerted_exactly_once(settings: Settings) -> None
             rows = await outbox(settings)
             return len(rows) == sum(want.values()) and all(r["sent_at"] is not None for r in rows)
 
-        await until(all_sent, "every alert published")
+        await until(all_sent, "every alert published", settings=settings)
     alerts = await read_alerts(settings, sum(want.values()))
     assert_exactly_once(alerts, want)
     # one partition key per seller account x marketplace; the rates say what was crossed
@@ -301,14 +301,14 @@ async def test_a_kill_between_commit_and_publish_loses_and_doubles_no_alert(
             rows = await outbox(settings)
             return bool(rows) and all(r["sent_at"] is not None for r in rows)
 
-        await until(all_sent, "the restarted service published the outbox", timeout=90)
+        await until(all_sent, "the restarted service published the outbox", timeout=90, settings=settings)
         await publish(settings, STEPS[2][0])  # and goes on raising new ones
 
         async def threshold_sent() -> bool:
             rows = await outbox(settings)
             return len(rows) == sum(expected_through(2).values()) and all(r["sent_at"] for r in rows)
 
-        await until(threshold_sent, "the threshold crossings published", timeout=90)
+        await until(threshold_sent, "the threshold crossings published", timeout=90, settings=settings)
     finally:
         proc.terminate()
         await asyncio.wait_for(asyncio.to_thread(proc.wait), 60)
