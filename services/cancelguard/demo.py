@@ -42,7 +42,13 @@ from cancelguard.runtime import install_stop_signals
 from cancelguard.simulator.scenario import Expected, Scenario, generate
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
-DEMO_DEFAULTS = {"topic_prefix": "cancelguard-demo.", "postgres_schema": "cancelguard_demo"}
+DEMO_DEFAULTS = {
+    "topic_prefix": "cancelguard-demo.",
+    "postgres_schema": "cancelguard_demo",
+    # the scenario arrives in a burst: alert on what holds for 3 s, not on every step on the way
+    "alert_grace_s": 3.0,
+    "alert_sweep_s": 1.0,
+}
 
 
 def demo_settings() -> Settings:
