@@ -452,6 +452,8 @@ def main() -> int:
         "--py-spy", help="sample the service process with py-spy while it applies (raw stacks)"
     )
     args = parser.parse_args()
+    # stopped with SIGTERM: still stop the Kafka and Postgres it started (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="cancelguard-bench-"))
     work.chmod(0o755)  # Postgres runs unprivileged when we are root: it must enter this directory
     started = []
