@@ -2,12 +2,19 @@
 
 cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
 cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
+cancelguard demo --attach                the same against services that run already (Compose, Kubernetes)
 cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api  one service (what the containers run)
+cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on 127.0.0.1 says SERVING
+                                         (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
 cancelguard rebuild [--from TIME]        recompute orders and buckets from the events topic into a new
                                          generation (with this configuration's policy) and switch to it
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
+cancelguard dead-letters list [--reason CODE] [--stage STAGE] [--json]
+cancelguard dead-letters replay (PARTITION:OFFSET... | --reason CODE | --all) [--dry-run]
+                                         show the records no stage could read, with why; re-send
+                                         chosen ones to their source topic after a fix
 cancelguard simulator [OPTIONS]          a stand-in for Amazon's SP-API on loopback (dev and tests;
                                          `cancelguard simulator --help`)
 cancelguard publish order-change|buyer-message FILE...
@@ -129,6 +136,18 @@ def _rebuild(from_time: str | None, timeout_s: float | None) -> int:
     return 0
 
 
+def _health(service: str) -> int:
+    from grpc_health.v1 import health_pb2
+
+    from cancelguard.processes import health_port, health_status
+
+    address = f"127.0.0.1:{health_port(_settings(), service)}"
+    status = asyncio.run(health_status(address, timeout=3))
+    name = "no answer" if status is None else health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    print(f"{service} at {address}: {name}")
+    return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 def _cr(seller: str, marketplace_id: str, live: bool, days: int) -> int:
     import grpc
 
@@ -153,6 +172,44 @@ def _cr(seller: str, marketplace_id: str, live: bool, days: int) -> int:
         f"{r.cancelled_orders}/{r.total_orders} = {r.rate:.2%} {status} (threshold {r.threshold:.1%})"
     )
     return 0
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from cancelguard import dead_letter_tools as tools
+
+    settings = _settings()
+    letters = asyncio.run(tools.read_dead_letters(settings, progress=tools.say_progress))
+    chosen = tools.select(letters, ids=args.ids, reason=args.reason, stage=args.stage)
+    if args.action == "list":
+        if args.json:
+            for d in chosen:
+                print(json.dumps(d.as_json(), ensure_ascii=False))
+        else:
+            tools.print_table(chosen)
+            print(
+                f"{len(chosen)} of {len(letters)} dead letters in {settings.dead_letter_topic}",
+                file=sys.stderr,
+            )
+        return 0
+    if not (args.ids or args.reason or args.stage or args.all):
+        print(
+            "cancelguard dead-letters replay: name the dead letters (PARTITION:OFFSET), or give --reason, "
+            "--stage or --all",
+            file=sys.stderr,
+        )
+        return 2
+    results = asyncio.run(tools.replay(settings, chosen, dry_run=args.dry_run))
+    sent = [r for r in results if r.sent_from]
+    for r in results:
+        d = r.letter
+        what = f"{d.partition}:{d.offset} ({d.reason_code})"
+        print(
+            f"{'would replay' if args.dry_run else 'replayed'} {what} from {r.sent_from}"
+            if r.sent_from
+            else f"not replayed {what}: {r.why_not}"
+        )
+    print(f"{'would replay' if args.dry_run else 'replayed'} {len(sent)} of {len(results)}", file=sys.stderr)
+    return 0 if len(sent) == len(results) else 1
 
 
 def _publish(kind: str, files: list[str]) -> int:
@@ -201,10 +258,15 @@ def _import_report(args: argparse.Namespace) -> int:
     except InvalidInput as exc:
         print(f"cancelguard import-report: {exc}", file=sys.stderr)
         return 2
+    from aiokafka.errors import KafkaError
+
     settings = _settings()
     bar = ProgressBar()
     try:
         results = asyncio.run(import_reports(settings, [Path(f) for f in args.files], options, progress=bar))
+    except (KafkaError, TimeoutError) as exc:
+        print(f"cancelguard import-report: Kafka at {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
+        return 1
     finally:
         bar.done()
     print(summary(results))
@@ -227,10 +289,18 @@ def main(argv: list[str] | None = None) -> int:
         ("status", "show whether they run"),
     ):
         sub.add_parser(name, help=text)
-    sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    demo_cmd = sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    demo_cmd.add_argument(
+        "--attach",
+        action="store_true",
+        help="the services run already (Compose, Kubernetes): only publish the scenario to "
+        "CANCELGUARD_KAFKA_BOOTSTRAP and read the result through the API on 127.0.0.1:CANCELGUARD_API_PORT",
+    )
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api"))
+    health_cmd = sub.add_parser("health", help="ask a service's gRPC health (exit 0 if SERVING)")
+    health_cmd.add_argument("service", choices=("ingestion", "metrics", "api"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
     rebuild = sub.add_parser(
         "rebuild", help="recompute orders and buckets into a new generation, then switch"
@@ -243,6 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     cr.add_argument("--live", action="store_true", help="the last 168 hours instead of Amazon's 7 whole days")
     cr.add_argument("--days", type=int, default=0, help="Amazon-aligned window length (India: 7 or 30)")
     sub.add_parser("simulator", help="a stand-in for Amazon's SP-API on loopback (--help for options)")
+    dl = sub.add_parser("dead-letters", help="list the dead letters, or replay chosen ones after a fix")
+    dl.add_argument("action", choices=("list", "replay"))
+    dl.add_argument("ids", nargs="*", metavar="PARTITION:OFFSET", help="dead letters to replay (see `list`)")
+    dl.add_argument("--reason", help="only this reason code, e.g. UNKNOWN_MARKETPLACE")
+    dl.add_argument("--stage", choices=("ingestion", "metrics"), help="only this stage")
+    dl.add_argument("--all", action="store_true", help="replay every dead letter that matches")
+    dl.add_argument("--json", action="store_true", help="list as JSON lines")
+    dl.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
     pub = sub.add_parser("publish", help="put raw JSON records on a raw topic")
     pub.add_argument("kind", choices=("order-change", "buyer-message"))
     pub.add_argument("files", nargs="+", help="JSON-lines files, or - for standard input")
@@ -283,13 +361,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("demo", "run"):
             from cancelguard import demo
 
-            return demo.main(keep_running=args.command == "run")
+            return demo.main(keep_running=args.command == "run", attach=getattr(args, "attach", False))
         if args.command == "serve":
             return _serve(args.service)
+        if args.command == "health":
+            return _health(args.service)
         if args.command == "migrate":
             return _migrate()
         if args.command == "rebuild":
             return _rebuild(args.from_time, args.timeout)
+        if args.command == "dead-letters":
+            return _dead_letters(args)
         if args.command == "cr":
             return _cr(args.seller_account, args.marketplace_id, args.live, args.days)
         if args.command == "import-report":

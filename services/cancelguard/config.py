@@ -10,7 +10,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cancelguard.domain.policy import PolicyBook
@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # While Kafka or Postgres is down a service stays up (NOT_SERVING) and retries; past this it exits.
     outage_limit_s: float = Field(default=300.0, gt=0)
     probe_interval_s: float = Field(default=1.0, gt=0)  # how often health asks Kafka and Postgres
+    # metrics: how often Kafka's committed offsets (lag monitoring only) follow the ones in Postgres
+    kafka_commit_interval_s: float = Field(default=5.0, ge=0)
     batch_max_records: int = Field(default=5000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)
 
@@ -53,6 +55,8 @@ class Settings(BaseSettings):
     # Retention: facts and buckets of orders purchased more than this many days ago are deleted (0: keep)
     retention_days: int = Field(default=0, ge=0)
     retention_interval_s: float = Field(default=3600.0, gt=0)
+    # Signs the API's page tokens; every API replica must have the same (from a Kubernetes Secret).
+    api_page_token_secret: SecretStr = SecretStr("")
 
     # Per-marketplace policy overrides, JSON: {"ATVPDKIKX0DER": {"warning": "0.015"}, "*": {...}}
     policy_overrides: str = ""

@@ -110,6 +110,14 @@ def is_record_error(exc: BaseException) -> bool:
 
 
 async def ping(pool: asyncpg.Pool) -> None:
-    """The health probe: one round trip on a pooled connection."""
-    async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-        await conn.fetchval("SELECT 1")
+    """The health probe: one round trip on a pooled connection.
+
+    When it fails, every pooled connection is marked for replacement: after Postgres restarts, the old
+    connections are dead, and each would otherwise fail one more call, long after health said SERVING."""
+    try:
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            await conn.fetchval("SELECT 1")
+    except Exception as exc:
+        if is_transient(exc):
+            await pool.expire_connections()
+        raise

@@ -1,11 +1,12 @@
 """Dead letters: records a stage could not read, kept with the reason, bounded, without personal data.
 
 A dead letter's headers say why and where from, as Kafka Connect's error headers do: the reason code
-(`bounds.Reason`) and message, the stage, the source topic/partition/offset, and the original's size
-and SHA-256. Its value is the original with the personal fields of a known format removed, cut to
-`MAX_VALUE` bytes, so a 1 MB record can never make a dead letter too large to send. The original itself
-stays in the source topic (for its retention): `replay` re-sends it from there after a fix, checked
-against the digest, or sends the dead letter's own copy when that copy is whole.
+(`bounds.Reason`) and message, the stage, the source topic/partition/offset (or, for a line of an
+imported file, the file's name and the line), and the original's size and SHA-256. Its value is the
+original with the personal fields of a known format removed, cut to `MAX_VALUE` bytes, so a 1 MB
+record can never make a dead letter too large to send. The original itself stays in the source topic
+(for its retention): `replay` re-sends it from there after a fix, checked against the digest, or sends
+the dead letter's own copy when that copy is whole.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from cancelguard.domain.bounds import Reason
@@ -25,7 +26,7 @@ STAGE = "cancelguard.dlq.stage"
 SOURCE_TOPIC = "cancelguard.dlq.source.topic"
 SOURCE_PARTITION = "cancelguard.dlq.source.partition"
 SOURCE_OFFSET = "cancelguard.dlq.source.offset"
-SOURCE_FILE = "cancelguard.dlq.source.file"  # for lines of imported files (order reports) ...
+SOURCE_FILE = "cancelguard.dlq.source.file"  # a line of an imported file (an order report) ...
 SOURCE_LINE = "cancelguard.dlq.source.line"  # ... instead of topic, partition and offset
 ORIGINAL_SIZE = "cancelguard.dlq.original.size"
 ORIGINAL_SHA256 = "cancelguard.dlq.original.sha256"
@@ -46,23 +47,14 @@ class Origin:
     partition: int
     offset: int
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            (SOURCE_TOPIC, self.topic.encode()),
-            (SOURCE_PARTITION, str(self.partition).encode()),
-            (SOURCE_OFFSET, str(self.offset).encode()),
-        ]
-
 
 @dataclass(frozen=True, slots=True)
 class FileOrigin:
-    """A line of a file someone imported (an order report): its name, never its path on their machine."""
+    """A line of a file someone imported (an order report): the file's name, never its path on their
+    machine. There is no topic to replay it from: a fixed file is imported again."""
 
     file: str
     line: int
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [(SOURCE_FILE, self.file.encode()[:1000]), (SOURCE_LINE, str(self.line).encode())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +73,16 @@ def build(
     origin: Origin | FileOrigin,
     stage: str,
     personal_fields: Sequence[str] = (),
+    replacement: bytes | None = None,
 ) -> DeadLetter:
-    kept, redacted = redact(value, personal_fields) if value is not None else (None, False)
+    """`replacement`: what to keep instead of the original, when its format has no personal fields to
+    remove (a report row holds the buyer's name and address in columns: its dead letter keeps only what
+    identifies the row). The size and digest stay the original's."""
+    kept: bytes | None
+    if replacement is not None:
+        kept, redacted = replacement, True
+    else:
+        kept, redacted = redact(value, personal_fields) if value is not None else (None, False)
     truncated = kept is not None and len(kept) > MAX_VALUE
     if kept is not None and truncated:
         kept = kept[:MAX_VALUE]
@@ -90,7 +90,7 @@ def build(
         (REASON_CODE, reason_code.encode()),
         (REASON, message.encode("utf-8", "backslashreplace")[:MAX_REASON]),
         (STAGE, stage.encode()),
-        *origin.headers(),
+        *_origin_headers(origin),
         (ORIGINAL_SIZE, str(len(value) if value is not None else 0).encode()),
         (REDACTED, b"true" if redacted else b"false"),
         (TRUNCATED, b"true" if truncated else b"false"),
@@ -100,28 +100,49 @@ def build(
     return DeadLetter(kept, key[:MAX_KEY] if key is not None else None, headers)
 
 
+def _origin_headers(origin: Origin | FileOrigin) -> list[tuple[str, bytes]]:
+    if isinstance(origin, FileOrigin):
+        return [
+            (SOURCE_FILE, origin.file.encode("utf-8", "backslashreplace")[:MAX_KEY]),
+            (SOURCE_LINE, str(origin.line).encode()),
+        ]
+    return [
+        (SOURCE_TOPIC, origin.topic.encode()),
+        (SOURCE_PARTITION, str(origin.partition).encode()),
+        (SOURCE_OFFSET, str(origin.offset).encode()),
+    ]
+
+
 def redact(value: bytes, personal_fields: Sequence[str]) -> tuple[bytes, bool]:
-    """The value without the dotted paths in `personal_fields`, when it is a JSON object that has them."""
+    """The value without the dotted paths in `personal_fields`, when it is a JSON object that has them.
+    A part ending in "[]" is a list: the rest of the path is removed from each of its entries."""
     if not personal_fields:
         return value, False
     try:
         doc = json.loads(value)
     except (ValueError, RecursionError):  # not JSON (or not readable): nothing is known to remove
         return value, False
-    removed = False
-    for path in personal_fields:
-        *parents, last = path.split(".")
-        node: Any = doc
-        for part in parents:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, dict) and last in node:
-            del node[last]
-            removed = True
-    if not removed:
+    removed = [_remove(doc, path.split(".")) for path in personal_fields]
+    if not any(removed):
         return value, False
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(
         "utf-8", "backslashreplace"
     ), True
+
+
+def _remove(node: Any, parts: list[str]) -> bool:
+    head, *rest = parts
+    if not isinstance(node, Mapping):
+        return False
+    if head.endswith("[]"):
+        entries = node.get(head[:-2])
+        return isinstance(entries, list) and bool(rest) and any([_remove(e, rest) for e in entries])
+    if rest:
+        return _remove(node.get(head), rest)
+    if isinstance(node, dict) and head in node:
+        del node[head]
+        return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +155,7 @@ class Described:
     reason_code: str
     reason: str
     stage: str
-    origin: Origin | None
+    origin: Origin | FileOrigin | None
     original_size: int
     original_sha256: str
     whole: bool  # the value is the original byte for byte: it can be replayed by itself
@@ -148,13 +169,7 @@ class Described:
             "reason_code": self.reason_code,
             "reason": self.reason,
             "stage": self.stage,
-            "source": None
-            if self.origin is None
-            else {
-                "topic": self.origin.topic,
-                "partition": self.origin.partition,
-                "offset": self.origin.offset,
-            },
+            "source": None if self.origin is None else asdict(self.origin),
             "original_size": self.original_size,
             "original_sha256": self.original_sha256,
             "whole": self.whole,
@@ -170,12 +185,14 @@ def describe(
     headers: Sequence[tuple[str, bytes]],
 ) -> Described:
     h = {name: raw.decode("utf-8", "replace") for name, raw in headers}
-    origin = None
-    if SOURCE_TOPIC in h:
-        try:
+    origin: Origin | FileOrigin | None = None
+    try:
+        if SOURCE_TOPIC in h:
             origin = Origin(h[SOURCE_TOPIC], int(h[SOURCE_PARTITION]), int(h[SOURCE_OFFSET]))
-        except (KeyError, ValueError):
-            origin = None
+        elif SOURCE_FILE in h:
+            origin = FileOrigin(h[SOURCE_FILE], int(h[SOURCE_LINE]))
+    except (KeyError, ValueError):
+        origin = None
     return Described(
         partition=partition,
         offset=offset,

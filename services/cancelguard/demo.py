@@ -13,6 +13,10 @@
    alerts the metrics service raised (levels crossed, SKUs at suppression risk, our figure and Amazon's
    apart) are read back from the alerts topic.
 `run` then keeps everything up until Ctrl-C and prints how to query it with grpcurl.
+
+`demo --attach` is for services that run already (Compose, a Kubernetes port-forward): it skips 1-3,
+uses the services' own namespace (CANCELGUARD_TOPIC_PREFIX, CANCELGUARD_POSTGRES_SCHEMA or their
+defaults), waits until each answers SERVING on its health port on 127.0.0.1, then does 4 to 6.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from cancelguard.events import codec
 from cancelguard.events.v1 import alert_pb2
 from cancelguard.ingestion.adapters.seller_performance import parse_seller_performance
 from cancelguard.metrics import alert_messages
-from cancelguard.processes import ServiceProcesses
-from cancelguard.runtime import install_stop_signals
+from cancelguard.processes import SERVICES, ServiceProcesses, health_port, health_status
+from cancelguard.runtime import SERVING, install_stop_signals
 from cancelguard.simulator.scenario import Expected, Scenario, generate
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
@@ -341,6 +345,38 @@ def grpcurl_hints(settings: Settings) -> None:
     say("Press Ctrl-C to stop everything.")
 
 
+async def show_scenario(settings: Settings) -> bool:
+    """Publish the scenario, wait until the API shows all of it, print the result; True if it matches."""
+    now = datetime.now(UTC)
+    scenario = generate(now)
+    expected = scenario.expected()
+    say(
+        f"publishing the demo scenario: {len(scenario.notifications)} ORDER_CHANGE notifications and "
+        f"{len(scenario.messages)} buyer messages for {len(scenario.stories)} orders"
+    )
+    started = time.monotonic()
+    await publish(settings, scenario)
+    live = await wait_for_results(settings, expected)
+    say(f"  all visible through the API {time.monotonic() - started:.1f}s after publishing started")
+    ok = await print_results(settings, expected, live)
+    return await amazon_and_alerts(settings, sorted(expected)) and ok
+
+
+async def run_attached(timeout: float = 120.0) -> int:
+    """The demo against services that run already, in their own namespace."""
+    settings = Settings()
+    say(f"attaching: Kafka at {settings.kafka_bootstrap}, the API at 127.0.0.1:{settings.api_port}")
+    deadline = time.monotonic() + timeout
+    for name in SERVICES:
+        address = f"127.0.0.1:{health_port(settings, name)}"
+        while await health_status(address) != SERVING:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} service at {address} is not SERVING after {timeout:.0f}s")
+            await asyncio.sleep(0.5)
+        say(f"  {name} at {address}: SERVING")
+    return 0 if await show_scenario(settings) else 1
+
+
 async def run(*, keep_running: bool, log_dir: Path) -> int:
     settings = demo_settings()
     stack = None
@@ -368,19 +404,7 @@ async def run(*, keep_running: bool, log_dir: Path) -> int:
         say(f"starting ingestion, metrics and api (logs in {log_dir})")
         services.start()
         await services.wait_healthy()
-        now = datetime.now(UTC)
-        scenario = generate(now)
-        expected = scenario.expected()
-        say(
-            f"publishing the demo scenario: {len(scenario.notifications)} ORDER_CHANGE notifications and "
-            f"{len(scenario.messages)} buyer messages for {len(scenario.stories)} orders"
-        )
-        started = time.monotonic()
-        await publish(settings, scenario)
-        live = await wait_for_results(settings, expected)
-        say(f"  all visible through the API {time.monotonic() - started:.1f}s after publishing started")
-        ok = await print_results(settings, expected, live)
-        ok &= await amazon_and_alerts(settings, sorted(expected))
+        ok = await show_scenario(settings)
         if keep_running:
             grpcurl_hints(settings)
             stop = asyncio.Event()
@@ -396,9 +420,11 @@ async def run(*, keep_running: bool, log_dir: Path) -> int:
     return 0 if ok else 1
 
 
-def main(keep_running: bool) -> int:
+def main(keep_running: bool, attach: bool = False) -> int:
     log_dir = Path(os.environ.get("CANCELGUARD_DEMO_LOGS", ".local/demo-logs")).resolve()
     try:
+        if attach:
+            return asyncio.run(run_attached())
         return asyncio.run(run(keep_running=keep_running, log_dir=log_dir))
     except KeyboardInterrupt:
         return 130

@@ -44,6 +44,19 @@ async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int, r
         await admin.close()
 
 
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of a topic ([] when it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        for found in await admin.describe_topics([topic]):
+            if found.get("topic") == topic and not found.get("error_code"):
+                return sorted(p.get("partition", p.get("partition_index")) for p in found["partitions"])
+        return []
+    finally:
+        await admin.close()
+
+
 async def connect(
     settings: Settings, *clients: AIOKafkaProducer | AIOKafkaConsumer, stop: asyncio.Event
 ) -> None:
@@ -114,6 +127,26 @@ def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384)
         max_batch_size=max_batch_size,
         request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
     )
+
+
+async def renew_producer(old: AIOKafkaProducer, bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+    """A fresh idempotent producer in place of one whose send failed.
+
+    After a batch expires during an outage, an idempotent producer's sequence numbers have a gap the
+    broker refuses for good (OutOfOrderSequenceNumber), so retrying with it would fail forever. A new
+    producer has a new producer id; the records it re-sends are events with deterministic ids, which
+    the metrics service folds in idempotently. Raises KafkaError while the broker is still away."""
+    try:
+        await asyncio.wait_for(old.stop(), 2.0)
+    except Exception as exc:  # its unsent records are re-sent by the caller; nothing to keep
+        log.info("abandoned a producer that could not flush: %s", exc)
+    producer = new_producer(bootstrap, client_id=client_id)
+    try:
+        await producer.start()
+    except BaseException:
+        await stop_producer(producer)
+        raise
+    return producer
 
 
 async def stop_producer(producer: AIOKafkaProducer) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from cancelguard.config import Settings
 
@@ -34,7 +35,12 @@ def health_port(settings: Settings, service: str) -> int:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process exactly these settings."""
-    env = {f"CANCELGUARD_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    env = {
+        f"CANCELGUARD_{name.upper()}": value.get_secret_value()
+        if isinstance(value, SecretStr)
+        else str(value)
+        for name, value in settings.model_dump().items()
+    }
     return {**os.environ, **env}
 
 
@@ -78,8 +84,9 @@ class ServiceProcesses:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     async def wait_healthy(self, timeout: float = 90.0) -> None:
+        """Until every started service says SERVING."""
         deadline = time.monotonic() + timeout
-        waiting = set(SERVICES)
+        waiting = set(self.procs)
         while waiting:
             for name in sorted(waiting):
                 code = self.procs[name].poll()

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from cancelguard import db
+from cancelguard.domain.lifecycle import fold
 from cancelguard.domain.model import Channel, OrderEvent, OrderKey, OrderSnapshot, OrderStatus, Source
 from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.windows import live_window
@@ -110,6 +111,28 @@ async def test_duplicate_events_at_new_offsets_change_nothing(store: Store) -> N
     assert await totals(store, scenario) == truth(scenario)
 
 
+async def test_five_percent_duplicated_events_on_another_partition_have_no_effect(store: Store) -> None:
+    """At-least-once delivery upstream (SQS redelivery, a poll overlapping a notification): 5% of the
+    events arrive twice, the copy on another partition, in another batch."""
+    scenario = generate(NOW, seed=6)
+    events = scenario_events(scenario)
+    rng = random.Random(3)
+    copies = rng.sample(events, len(events) * 5 // 100)
+    main = list(events)
+    rng.shuffle(copies)
+    for batch in batches(main, partition=0, size=200):
+        await store.apply_batch(GROUP, [batch])
+    for batch in batches(copies, partition=1, size=37):
+        await store.apply_batch(GROUP, [batch])
+    assert await totals(store, scenario) == truth(scenario)
+    by_order: dict[OrderKey, list[OrderEvent]] = {}
+    for e in events:
+        by_order.setdefault(e.key, []).append(e)
+    for key, order_events in by_order.items():
+        stored = await store.get_order(key)
+        assert stored == fold(order_events), key
+
+
 async def test_arrival_order_and_batch_cuts_do_not_matter(store: Store) -> None:
     scenario = generate(NOW, seed=5)
     events = scenario_events(scenario)
@@ -180,3 +203,71 @@ async def test_writes_are_one_upsert_per_order_and_bucket_per_batch(
     assert result.orders_written == orders == len(scenario.stories)
     assert result.buckets_written == buckets
     assert result.events_applied == len(events)
+
+
+async def _waiting_for_locks(conn: asyncpg.Connection) -> int:
+    # pg_locks, not pg_stat_activity: the latter is a snapshot taken once per transaction
+    return await conn.fetchval("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")
+
+
+async def _until_waiting(conn: asyncpg.Connection, n: int, tasks: list[asyncio.Task]) -> None:
+    """Until `n` backends wait for a lock (or a task already ended, which the test then reports)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while await _waiting_for_locks(conn) < n and not any(t.done() for t in tasks):
+        assert asyncio.get_running_loop().time() < deadline, f"{n} batches never waited for a lock"
+        await asyncio.sleep(0.02)
+
+
+async def test_one_order_on_two_partitions_in_racing_batches_loses_no_update(
+    store: Store, postgres_dsn: str, pg_schema: str
+) -> None:
+    """Two batches from different partitions hold the same new order (a producer keyed by order, or a
+    partition count change). The first is held inside its transaction, after it read the order, by a
+    lock the test takes on the hour bucket it must update; the second starts meanwhile. Without row
+    locks the second folds the order from nothing and overwrites the first (and counts the order twice
+    in the denominator); with them it waits, then folds into what the first committed."""
+    bought = NOW - timedelta(hours=3)
+    key = OrderKey("A1DEMOSELLERUS", "ATVPDKIKX0DER", "114-0000000-0000001")
+
+    def snapshot(event_id: str, status: OrderStatus, at: datetime, order: OrderKey = key) -> OrderEvent:
+        return OrderEvent(
+            event_id,
+            order,
+            Source.ORDER_CHANGE,
+            at,
+            NOW,
+            OrderSnapshot(status=status, channel=Channel.MFN, purchased_at=bought),
+        )
+
+    # another order of the same hour, so that the hour bucket row exists for the test to lock
+    other = snapshot(
+        "e-other", OrderStatus.UNSHIPPED, bought, OrderKey(key.seller_account, key.marketplace_id, "114-9")
+    )
+    await store.apply_batch(GROUP, [PartitionBatch(TOPIC, 2, [(0, other)])])
+    unshipped = snapshot("e-unshipped", OrderStatus.UNSHIPPED, bought + timedelta(minutes=40))
+    cancelled = snapshot("e-cancelled", OrderStatus.CANCELED, bought + timedelta(hours=1))
+
+    blocker = await asyncpg.connect(postgres_dsn, server_settings={"search_path": pg_schema})
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT * FROM cr_buckets FOR UPDATE")
+        first = asyncio.create_task(store.apply_batch(GROUP, [PartitionBatch(TOPIC, 0, [(0, unshipped)])]))
+        await _until_waiting(blocker, 1, [first])
+        second = asyncio.create_task(store.apply_batch(GROUP, [PartitionBatch(TOPIC, 1, [(0, cancelled)])]))
+        await _until_waiting(blocker, 2, [first, second])
+        await tx.rollback()
+        await asyncio.wait_for(asyncio.gather(first, second), 30)
+    finally:
+        await blocker.close()
+
+    order = await store.get_order(key)
+    assert order is not None
+    assert order.left_pending_at == unshipped.occurred_at, "the first batch's update was lost"
+    assert order.is_canceled
+    window = live_window(NOW)
+    # two orders in the hour (this one once), one counted cancellation
+    assert await store.bucket_totals(key.seller_account, key.marketplace_id, window.start, window.end) == (
+        2,
+        1,
+    )

@@ -5,9 +5,7 @@ Handlers stay thin; the rules live in cancelguard.domain and the SQL in cancelgu
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,12 +17,14 @@ import asyncpg
 import grpc
 from prometheus_client import Counter, Histogram
 
-from cancelguard.api import convert
+from cancelguard import db
+from cancelguard.api import convert, validation
 from cancelguard.api.errors import ApiError, abort, invalid, not_found
+from cancelguard.api.wiring import Undecodable
 from cancelguard.domain.actions import Intent, recommend
 from cancelguard.domain.attribution import attribute
 from cancelguard.domain.model import REASON_NO_INVENTORY, InvalidInput, Order, OrderKey
-from cancelguard.domain.policy import CancellationPolicy, PolicyBook, UnknownMarketplace
+from cancelguard.domain.policy import CancellationPolicy, PolicyBook
 from cancelguard.domain.projection import roll_off, what_if
 from cancelguard.domain.requests import open_request
 from cancelguard.domain.windows import (
@@ -50,22 +50,43 @@ RPC_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
-
 R = TypeVar("R")
 
-_STORE_DOWN = (
-    TimeoutError,
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+_STORE_UNAVAILABLE = ApiError(
+    grpc.StatusCode.UNAVAILABLE,
+    "STORE_UNAVAILABLE",
+    "the order store is not reachable right now; retry shortly",
 )
+_SCHEMA_MISSING = ApiError(
+    grpc.StatusCode.UNAVAILABLE,
+    "SCHEMA_MISSING",
+    "the database schema is not there yet: start the metrics service (it applies the migrations) "
+    "or run `cancelguard migrate`",
+)
+_INVALID_VALUE = ApiError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_VALUE", "a request value is not valid")
+_INTERNAL = ApiError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; it was logged")
+
+
+def error_for(exc: Exception, method: str) -> ApiError:
+    """The documented answer to a failure. Only a bug of ours is INTERNAL (and is logged with its trace)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InvalidInput):  # a domain rule refused a value the validation let through
+        return ApiError(grpc.StatusCode.INVALID_ARGUMENT, exc.reason, str(exc))
+    if db.is_transient(exc):  # health says so too (one warning per outage): nothing logged per call
+        return _STORE_UNAVAILABLE
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        log.error("schema missing", extra={"method": method, "error": str(exc)})
+        return _SCHEMA_MISSING
+    if db.is_record_error(exc):  # Postgres refused a value: bad input that got past validation
+        log.warning("store refused a request value", extra={"method": method, "error": str(exc)[:500]})
+        return _INVALID_VALUE
+    log.error("unexpected error", exc_info=exc, extra={"method": method})
+    return _INTERNAL
 
 
 def rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-    """Times the call, maps ApiError to its status, and turns anything unexpected into a logged INTERNAL."""
+    """Times the call and answers every failure with its documented status and an ErrorInfo."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -73,64 +94,25 @@ def rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         start = time.perf_counter()
         code = "OK"
         try:
+            if isinstance(request, Undecodable):
+                raise ApiError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "UNDECODABLE_REQUEST",
+                    f"the request is not a valid {name} request message: {request.error}",
+                )
             return await method(self, request, context)
-        except ApiError as exc:
-            code = exc.code.name
-            await abort(context, exc)
-        except _STORE_DOWN as exc:
-            code = "UNAVAILABLE"
-            log.warning("store unavailable", extra={"method": name, "error": str(exc)})
-            await abort(
-                context,
-                ApiError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    "STORE_UNAVAILABLE",
-                    "the order store is not reachable right now; retry shortly",
-                ),
-            )
-        except asyncpg.UndefinedTableError as exc:
-            code = "UNAVAILABLE"
-            log.error("schema missing", extra={"method": name, "error": str(exc)})
-            await abort(
-                context,
-                ApiError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    "SCHEMA_MISSING",
-                    "the database schema is not there yet: start the metrics service "
-                    "(it applies the migrations) or run `cancelguard migrate`",
-                ),
-            )
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            code = "INTERNAL"
-            log.exception("unexpected error", extra={"method": name})
-            await abort(
-                context, ApiError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error; it was logged")
-            )
+        except Exception as exc:
+            error = error_for(exc, name)
+            code = error.code.name
+            await abort(context, error)
         finally:
             RPCS.labels(name, code).inc()
             RPC_SECONDS.labels(name).observe(time.perf_counter() - start)
         raise AssertionError("unreachable")
 
     return wrapper
-
-
-def _required(value: str, field: str) -> str:
-    value = value.strip()
-    if not value:
-        raise invalid(field, "is required")
-    if len(value) > 128:
-        raise invalid(field, "is longer than 128 characters")
-    return value
-
-
-def _policy(policies: PolicyBook, marketplace_id: str) -> CancellationPolicy:
-    marketplace_id = _required(marketplace_id, "marketplace_id")
-    try:
-        return policies.for_marketplace(marketplace_id)
-    except UnknownMarketplace as exc:
-        raise invalid("marketplace_id", str(exc), reason="UNKNOWN_MARKETPLACE") from None
 
 
 async def _rate(
@@ -141,18 +123,19 @@ async def _rate(
 
 
 class OrderService(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, store: Store, policies: PolicyBook) -> None:
+    def __init__(self, store: Store, policies: PolicyBook, page_tokens: validation.PageTokens) -> None:
         self.store = store
         self.policies = policies
+        self.page_tokens = page_tokens
 
     async def _order(
         self, request: orders_pb2.GetOrderRequest | orders_pb2.EvaluateCancellationRequest
     ) -> tuple[CancellationPolicy, Order]:
-        policy = _policy(await self.store.policy_book(), request.marketplace_id)
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
         key = OrderKey(
-            _required(request.seller_account, "seller_account"),
-            request.marketplace_id.strip(),
-            _required(request.amazon_order_id, "amazon_order_id"),
+            validation.identifier(request.seller_account, "seller_account"),
+            request.marketplace_id,
+            validation.identifier(request.amazon_order_id, "amazon_order_id"),
         )
         order = await self.store.get_order(key)
         if order is None:
@@ -173,16 +156,14 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def ListCancellationRequests(
         self, request: orders_pb2.ListCancellationRequestsRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.ListCancellationRequestsResponse:
-        policy = _policy(await self.store.policy_book(), request.marketplace_id)
-        seller = _required(request.seller_account, "seller_account")
-        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
-            raise invalid("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        after = (
-            decode_page_token(request.page_token, seller, request.marketplace_id)
-            if request.page_token
-            else None
-        )
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
+        seller = validation.identifier(request.seller_account, "seller_account")
+        size = validation.page_size(request.page_size)
+        query = {"rpc": "ListCancellationRequests", "seller": seller, "marketplace": request.marketplace_id}
+        after = None
+        if request.page_token:
+            position = self.page_tokens.decode(request.page_token, query)
+            after = (datetime.fromisoformat(position["at"]), position["id"])
         orders = await self.store.open_requests(seller, request.marketplace_id, after=after, limit=size + 1)
         response = orders_pb2.ListCancellationRequestsResponse()
         for order in orders[:size]:
@@ -193,8 +174,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             last = orders[size - 1]
             request_at = open_request(last)
             assert request_at is not None  # the store listed it for its open request
-            response.next_page_token = encode_page_token(
-                seller, request.marketplace_id, request_at.requested_at, last.key.amazon_order_id
+            response.next_page_token = self.page_tokens.encode(
+                query, {"at": request_at.requested_at.isoformat(), "id": last.key.amazon_order_id}
             )
         return response
 
@@ -231,22 +212,6 @@ _INTENTS = {
 }
 
 
-def encode_page_token(seller: str, marketplace_id: str, at: datetime, order_id: str) -> str:
-    raw = json.dumps({"s": seller, "m": marketplace_id, "at": at.isoformat(), "id": order_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_page_token(token: str, seller: str, marketplace_id: str) -> tuple[datetime, str]:
-    """Opaque to clients (AIP-158); bound to the request's seller and marketplace."""
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if raw["s"] != seller or raw["m"] != marketplace_id:
-            raise ValueError("token is for another seller account or marketplace")
-        return datetime.fromisoformat(raw["at"]), str(raw["id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise invalid("page_token", f"not a token from a previous response of this query ({exc})") from None
-
-
 def _window(
     policy: CancellationPolicy,
     window_kind: int,
@@ -268,12 +233,7 @@ def _window(
 
 
 def _as_of(request: Any, now: datetime) -> datetime:
-    if not request.HasField("as_of"):
-        return now
-    try:
-        return request.as_of.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError) as exc:
-        raise invalid("as_of", f"not a valid time: {exc}") from None
+    return validation.timestamp(request, "as_of", now) or now
 
 
 class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
@@ -285,8 +245,8 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRate:
-        policy = _policy(await self.store.policy_book(), request.marketplace_id)
-        seller = _required(request.seller_account, "seller_account")
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
+        seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
         rate = await _rate(self.store, seller, request.marketplace_id, window, policy)
@@ -301,14 +261,10 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def ProjectCancellationRate(
         self, request: metrics_pb2.ProjectCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRateProjection:
-        policy = _policy(await self.store.policy_book(), request.marketplace_id)
-        seller = _required(request.seller_account, "seller_account")
-        order_ids = list(dict.fromkeys(i.strip() for i in request.amazon_order_ids))
-        if not order_ids or "" in order_ids:
-            raise invalid("amazon_order_ids", "give one or more non-empty order ids")
-        if len(order_ids) > MAX_PAGE_SIZE:
-            raise invalid("amazon_order_ids", f"at most {MAX_PAGE_SIZE} orders per call")
-        reason = request.cancel_reason.strip() or REASON_NO_INVENTORY
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
+        seller = validation.identifier(request.seller_account, "seller_account")
+        order_ids = validation.order_ids(request.amazon_order_ids)
+        reason = validation.text(request.cancel_reason, "cancel_reason", max_len=64) or REASON_NO_INVENTORY
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, now, default=WindowKind.LIVE)
         current = await _rate(self.store, seller, request.marketplace_id, window, policy)
@@ -343,16 +299,14 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetRollOff(
         self, request: metrics_pb2.GetRollOffRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.RollOff:
-        policy = _policy(await self.store.policy_book(), request.marketplace_id)
-        seller = _required(request.seller_account, "seller_account")
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
+        seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         as_of = _as_of(request, now)
         window = _window(policy, request.window_kind, request.window_days, as_of)
         expected = None
         if request.HasField("expected_daily_orders"):
-            if not 0 <= request.expected_daily_orders < 1e9:
-                raise invalid("expected_daily_orders", "must be a number of orders >= 0")
-            expected = Decimal(str(request.expected_daily_orders))
+            expected = Decimal(str(validation.count(request.expected_daily_orders, "expected_daily_orders")))
         mkt = request.marketplace_id
         buckets = await self.store.buckets(seller, mkt, window.start, bucket_start(as_of) + BUCKET)
         counted = await self.store.counted_cancellations(seller, mkt, window.start, window.end)
@@ -388,8 +342,8 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def ListSuppressionRisks(
         self, request: metrics_pb2.ListSuppressionRisksRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.ListSuppressionRisksResponse:
-        policy = _policy(await self.store.policy_book(), request.marketplace_id)
-        seller = _required(request.seller_account, "seller_account")
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
+        seller = validation.identifier(request.seller_account, "seller_account")
         as_of = _as_of(request, datetime.now(UTC))
         risks = await self.store.suppression_risks(
             seller, request.marketplace_id, as_of, policy.suppression_days

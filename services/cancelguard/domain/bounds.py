@@ -112,18 +112,19 @@ def text(value: object, field: str, *, max_len: int = MAX_TEXT) -> str:
 
 
 def quantity(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(Reason.OUT_OF_RANGE, f"{field} must be a whole number, got {shown(value)}")
-    if not 0 <= value <= MAX_QUANTITY:
-        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {MAX_QUANTITY:,}")
-    return value
+    return _whole(value, field, MAX_QUANTITY)
 
 
 def count(value: object, field: str) -> int:
+    """A count of orders (Amazon's reported figures)."""
+    return _whole(value, field, MAX_COUNT)
+
+
+def _whole(value: object, field: str, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(Reason.OUT_OF_RANGE, f"{field} must be a whole number, got {shown(value)}")
-    if not 0 <= value <= MAX_COUNT:
-        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {MAX_COUNT:,}")
+    if not 0 <= value <= high:
+        raise invalid(Reason.OUT_OF_RANGE, f"{field} is {shown(value)}; expected 0 to {high:,}")
     return value
 
 
@@ -234,10 +235,10 @@ def _check_reported_rate(body: m.AmazonReportedRate, now: datetime) -> None:
     fraction(body.target_value, "target_value")
 
 
-AnyEvent = TypeVar("AnyEvent", bound=m.Event)
+EventT = TypeVar("EventT", bound=m.Event)
 
 
-def check_event(event: AnyEvent, *, now: datetime) -> AnyEvent:
+def check_event(event: EventT, *, now: datetime) -> EventT:
     """Every bound on one event, whatever its source; returns it unchanged or raises InvalidInput."""
     identifier(event.event_id, "event_id", max_len=MAX_EVENT_ID)
     check_key(event.key)

@@ -139,17 +139,23 @@ def _decimal(text: str, event_id: str, name: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise m.InvalidInput(f"order event {event_id}: {name} {text!r} is not a decimal number") from None
+        raise m.InvalidInput(
+            f"order event {event_id!r}: {name} {text!r} is not a number", _NOT_AN_EVENT
+        ) from None
     if not value.is_finite():
-        raise m.InvalidInput(f"order event {event_id}: {name} {text!r} is not a finite number")
+        raise m.InvalidInput(
+            f"order event {event_id!r}: {name} {text!r} is not a finite number", _NOT_AN_EVENT
+        )
     return value
 
 
 def _decode_reported_rate(r: pb.AmazonReportedRate, event_id: str) -> m.AmazonReportedRate:
     if not (r.HasField("window_from") and r.HasField("window_to")):
-        raise m.InvalidInput(f"order event {event_id}: Amazon's reported rate has no window")
+        raise m.InvalidInput(f"order event {event_id!r}: Amazon's reported rate has no window", _MISSING)
     if r.status not in _RATE_STATUS_FROM_PB or r.target_condition not in _CONDITION_FROM_PB:
-        raise m.InvalidInput(f"order event {event_id}: Amazon's reported rate has no status or target")
+        raise m.InvalidInput(
+            f"order event {event_id!r}: Amazon's reported rate has no status or target", _MISSING
+        )
     return m.AmazonReportedRate(
         window_from=_dt(r.window_from),
         window_to=_dt(r.window_to),

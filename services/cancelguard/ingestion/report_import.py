@@ -4,9 +4,10 @@ Per file: one streaming pass hashes it (SHA-256; the event ids' source id, so im
 twice publishes the same ids), a second one reads it with `OrderReportReader`. Every event is checked
 with `bounds.check_event` before `codec.encode`, and published keyed like ingestion's (seller account |
 marketplace) with the idempotent producer. Every bad row goes to the dead-letter topic with its reason
-code, message, line number and file name in headers; its value keeps only the order id, the line and
-the reason (a report row holds the buyer's name and address). In-flight sends are bounded, so memory
-stays flat on any file size. Gzip files (the Reports API's `compressionAlgorithm: GZIP`) are read as is.
+code, message, line number and file name in headers (`dead_letters.FileOrigin`); its value keeps only
+the order id, the line and the reason (a report row holds the buyer's name and address). In-flight
+sends are bounded, so memory stays flat on any file size. Gzip files (the Reports API's
+`compressionAlgorithm: GZIP`) are read as is.
 
 A file that cannot be read at all (missing, empty, not an order report) is reported and the next file
 is imported; the command then exits non-zero. Bad rows never do.
@@ -21,6 +22,7 @@ import io
 import json
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -157,8 +159,8 @@ async def _import_file(
                 settings, producer, reader, result, now, _reporter(raw, facts.size, result, progress)
             )
             result.rows_read, result.fallback_lines = reader.rows_read, reader.fallback_lines
-    except (OSError, InvalidInput, EOFError) as exc:  # EOFError: a truncated gzip file
-        result.error = str(exc)
+    except (OSError, InvalidInput, EOFError, zlib.error) as exc:  # EOFError, zlib: a broken gzip file
+        result.error = str(exc) or type(exc).__name__
     result.seconds = time.monotonic() - started
     return result
 
@@ -190,15 +192,18 @@ async def _publish(
         result.rejected[row.reason] += 1
         if len(result.bad_rows) < SHOWN_BAD_ROWS:
             result.bad_rows.append(row)
-        # no log line per row: the summary counts them by reason; a line per row would flood
         letter = dead_letters.build(
-            value=json.dumps({"order_id": row.order_id, "line": row.line, "reason": row.reason}).encode(),
+            value=None,  # the row holds the buyer's name and address: nothing of it is kept but its id
             key=None,
             reason_code=row.reason,
             message=row.message,
             origin=dead_letters.FileOrigin(result.name, row.line),
             stage=STAGE,
+            replacement=json.dumps(
+                {"order_id": row.order_id, "line": row.line, "reason": row.reason}
+            ).encode(),
         )
+        # no log line per row (a large file would flood the log): the summary counts them by reason
         in_flight.append(await kafka.send_dead_letter(producer, settings.dead_letter_topic, letter))
 
     for record in reader:

@@ -16,6 +16,7 @@ away the batch in hand is re-sent with backoff and health says NOT_SERVING (`run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from cancelguard.runtime import Dependencies, HealthServer, backoff_delays
 
 log = logging.getLogger("cancelguard.ingestion")
 
-GROUP_ID = "cancelguard-ingestion"
+GROUP_ID = CLIENT_ID = "cancelguard-ingestion"
 KAFKA = "Kafka"
 
 RECORDS = Counter(
@@ -112,7 +113,7 @@ class IngestionService:
             outage_limit_s=settings.outage_limit_s,
             interval_s=settings.probe_interval_s,
         )
-        self.producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-ingestion")
+        self.producer = kafka.new_producer(settings.kafka_bootstrap, client_id=CLIENT_ID)
         self.consumer = AIOKafkaConsumer(
             *self.sources,
             bootstrap_servers=settings.kafka_bootstrap,
@@ -224,6 +225,10 @@ class IngestionService:
                 await self.dependencies.wait_retry(delay, stop)
                 if stop.is_set():
                     return False
+                with contextlib.suppress(KafkaError):  # still away: the next round waits longer
+                    self.producer = await kafka.renew_producer(
+                        self.producer, self.settings.kafka_bootstrap, client_id=CLIENT_ID
+                    )
                 continue
             await self.dependencies.up(KAFKA)
             return True

@@ -134,6 +134,9 @@ class MetricsService:
         self.store: Store | None = None
         self.outbox: OutboxPublisher | None = None
         self.dependencies: Dependencies | None = None
+        self._lag_offsets: dict[TopicPartition, int] = {}
+        self.renew_producer = False
+        self._lag_committed_at = time.monotonic()
         self._unpublished = False  # a batch raised alerts that are not on the topic yet
         self._next_sweep = 0.0
         self._next_retention = 0.0
@@ -269,9 +272,19 @@ class MetricsService:
         if result.alerts_raised:
             faults.reached(faults.ALERTS_COMMITTED)
             self._unpublished = True
-        parts = decoded.parts
-        try:  # for lag monitoring only: Postgres holds the offsets that count
-            await self.consumer.commit({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
+        self._lag_offsets.update({TopicPartition(p.topic, p.partition): p.next_offset for p in decoded.parts})
+        if time.monotonic() - self._lag_committed_at >= self.settings.kafka_commit_interval_s:
+            await self._commit_lag_offsets()
+
+    async def _commit_lag_offsets(self) -> None:
+        """Kafka's committed offsets are for lag monitoring only (Postgres holds the ones that count), so
+        they are written at most every `kafka_commit_interval_s`, not per batch."""
+        self._lag_committed_at = time.monotonic()
+        if not self._lag_offsets:
+            return
+        try:
+            await self.consumer.commit(dict(self._lag_offsets))
+            self._lag_offsets.clear()
         except KafkaError as exc:
             log.info("kafka offset commit skipped: %s", exc)
 
@@ -287,6 +300,7 @@ class MetricsService:
                 if await self.store.sweep_alerts():
                     self._unpublished = True
             if self._unpublished or force_publish:
+                await self._renew_producer_if_broken()
                 ALERTS.inc(await self.outbox.publish())
                 self._unpublished = False
             if s.retention_days and clock >= self._next_retention:
@@ -294,7 +308,10 @@ class MetricsService:
                 horizon = datetime.now(UTC) - timedelta(days=s.retention_days)
                 for table, n in (await self.store.delete_expired(horizon)).items():
                     RETAINED.labels(table).inc(n)
-        except (KafkaError, TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (KafkaError, TimeoutError) as exc:
+            self.renew_producer = True  # an expired batch leaves the producer unusable: see kafka
+            log.warning("housekeeping deferred: %s", exc)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("housekeeping deferred: %s", exc)
 
     async def _apply(
@@ -310,6 +327,7 @@ class MetricsService:
                 result = await self.store.apply_batch(GROUP_ID, parts)
             except _KafkaDown as down:
                 await self.dependencies.down(KAFKA, down.__cause__ or down)
+                self.renew_producer = True
             except Exception as exc:
                 if db.is_record_error(exc):
                     parts, letters = await self._isolate(parts, exc)
@@ -317,6 +335,7 @@ class MetricsService:
                 if not db.is_transient(exc):
                     raise
                 await self.dependencies.down(POSTGRES, exc)
+                await self.store.pool.expire_connections()  # dead after a restart: see db.ping
             else:
                 await self.dependencies.up(POSTGRES)
                 return result
@@ -377,12 +396,23 @@ class MetricsService:
     async def _send(self, letters: list[dead_letters.DeadLetter]) -> None:
         topic = self.settings.dead_letter_topic
         try:
+            await self._renew_producer_if_broken()
             futures = [await kafka.send_dead_letter(self.producer, topic, letter) for letter in letters]
             await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
         except (KafkaError, TimeoutError) as exc:
             raise _KafkaDown from exc
 
+    async def _renew_producer_if_broken(self) -> None:
+        if self.renew_producer:  # a send failed before: see kafka.renew_producer
+            self.producer = await kafka.renew_producer(
+                self.producer, self.settings.kafka_bootstrap, client_id="cancelguard-metrics"
+            )
+            if self.outbox is not None:
+                self.outbox.producer = self.producer
+            self.renew_producer = False
+
     async def _close(self) -> None:
+        await self._commit_lag_offsets()
         try:
             await asyncio.wait_for(self.consumer.stop(), kafka.STOP_TIMEOUT_S)
         except (TimeoutError, KafkaError) as exc:

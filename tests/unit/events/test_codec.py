@@ -155,7 +155,7 @@ def test_an_account_level_record_names_no_order_and_an_order_record_needs_one() 
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        (lambda r: setattr(r, "rate", "half"), "'half' is not a decimal number"),
+        (lambda r: setattr(r, "rate", "half"), "'half' is not a number"),
         (lambda r: setattr(r, "target_value", "NaN"), "not a finite number"),
         (lambda r: setattr(r, "status", 0), "no status or target"),
         (lambda r: setattr(r, "target_condition", 9), "no status or target"),

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
+
+from cancelguard.domain.bounds import Reason, check_event
+from cancelguard.domain.model import Event, InvalidInput
+from cancelguard.events import codec
 
 FIXTURES = Path(__file__).parents[2] / "fixtures/amazon"
 DELETE = object()
@@ -71,3 +77,16 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
+
+
+def assert_valid_or_refused(parse: Callable[[], Event | list[Event]], *, now: datetime) -> None:
+    """Events that keep every bound and survive the topic unchanged, or a refusal with a stable reason;
+    never another exception."""
+    try:
+        parsed = parse()
+    except InvalidInput as refused:
+        assert refused.reason in {r.value for r in Reason}, refused.reason
+        return
+    for event in parsed if isinstance(parsed, list) else [parsed]:
+        check_event(event, now=now)
+        assert codec.decode(codec.encode(event)) == event

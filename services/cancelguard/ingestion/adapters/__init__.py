@@ -140,6 +140,21 @@ def object_at(node: Any, path: str, what: str) -> Mapping[str, Any] | None:
     return value
 
 
+def marketplace_at(node: Any, path: str, what: str, *, polled: str | None) -> str:
+    """An order's marketplace at `path`, else the one the poller asked for (the models make it optional)."""
+    if optional(node, path) is not None:
+        return identifier_at(node, path, what)
+    if polled is not None:
+        return bounds.identifier(polled, "the polled marketplace id")
+    raise invalid(Reason.MISSING_FIELD, f"{what}: has no {path}, and no marketplace was given")
+
+
+def polled_event_id(source: str, order_id: str, updated_at: datetime) -> str:
+    """A polled order's event id: its id + Amazon's last-update time (domain.md, Implications 2), so a
+    re-polled unchanged order is a duplicate however Amazon spelled the time."""
+    return f"{source}:{order_id}:{updated_at.isoformat()}"
+
+
 def array_at(node: Any, path: str, what: str) -> list[Any]:
     return as_array(required(node, path, what), f"{what}: {path}")
 
@@ -160,9 +175,11 @@ __all__ = [
     "flag_at",
     "identifier_at",
     "load_json_object",
+    "marketplace_at",
     "object_at",
     "optional",
     "parsed_at",
+    "polled_event_id",
     "quantity_at",
     "quantity_text_at",
     "required",

@@ -35,9 +35,10 @@ from cancelguard.ingestion.adapters import (
     flag_at,
     identifier_at,
     load_json_object,
+    marketplace_at,
     object_at,
-    optional,
     parsed_at,
+    polled_event_id,
     quantity_at,
     text_at,
     time_at,
@@ -45,10 +46,9 @@ from cancelguard.ingestion.adapters import (
 
 WHAT = "Orders API v0 order"
 ITEMS = "Orders API v0 order items: OrderItems"
-# Buyer personal data, never kept (not even in a dead letter): paths in an `Order` ...
-PERSONAL_FIELDS = ("BuyerInfo", "ShippingAddress", "BuyerTaxInformation")
-# ... and in each of its `OrderItems` (gift messages, Amazon Custom data).
-ITEM_PERSONAL_FIELDS = ("BuyerInfo",)
+# Buyer personal data, never kept (not even in a dead letter): paths in an `Order`, and in a
+# getOrderItems payload (its items' gift messages, Amazon Custom data); "[]": every entry.
+PERSONAL_FIELDS = ("BuyerInfo", "ShippingAddress", "BuyerTaxInformation", "OrderItems[].BuyerInfo")
 
 
 def _item(item: Any, where: str) -> ItemObservation:
@@ -80,17 +80,12 @@ def parse_order_v0(
     order_id = identifier_at(doc, "AmazonOrderId", WHAT)
     updated_at = time_at(doc, "LastUpdateDate", WHAT, now=now)
     assert updated_at is not None
-    if optional(doc, "MarketplaceId") is not None:
-        marketplace = identifier_at(doc, "MarketplaceId", WHAT)
-    elif marketplace_id is not None:
-        marketplace = bounds.identifier(marketplace_id, "the polled marketplace id")
-    else:
-        raise invalid(Reason.MISSING_FIELD, f"{WHAT}: has no MarketplaceId, and no marketplace was given")
+    marketplace = marketplace_at(doc, "MarketplaceId", WHAT, polled=marketplace_id)
     observations: tuple[ItemObservation, ...] = ()
     if items is not None:
         observations = tuple(_item(item, f"{ITEMS}[{n}]") for n, item in enumerate(as_array(items, ITEMS)))
     return OrderEvent(
-        event_id=f"orders-v0:{order_id}:{updated_at.isoformat()}" + (":items" if items is not None else ""),
+        event_id=polled_event_id("orders-v0", order_id, updated_at) + (":items" if items is not None else ""),
         key=OrderKey(bounds.identifier(seller_account, "seller_account"), marketplace, order_id),
         source=Source.ORDERS_V0,
         occurred_at=updated_at,

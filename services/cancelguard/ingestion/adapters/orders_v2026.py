@@ -37,9 +37,10 @@ from cancelguard.ingestion.adapters import (
     array_at,
     identifier_at,
     load_json_object,
+    marketplace_at,
     object_at,
-    optional,
     parsed_at,
+    polled_event_id,
     quantity_at,
     text_at,
     time_at,
@@ -107,14 +108,7 @@ def parse_order_v2026(
     updated_at = time_at(doc, "lastUpdatedTime", WHAT, now=now)
     assert updated_at is not None
     object_at(doc, "salesChannel", WHAT)
-    if optional(doc, "salesChannel.marketplaceId") is not None:
-        marketplace = identifier_at(doc, "salesChannel.marketplaceId", WHAT)
-    elif marketplace_id is not None:
-        marketplace = bounds.identifier(marketplace_id, "the polled marketplace id")
-    else:
-        raise invalid(
-            Reason.MISSING_FIELD, f"{WHAT}: has no salesChannel.marketplaceId, and no marketplace was given"
-        )
+    marketplace = marketplace_at(doc, "salesChannel.marketplaceId", WHAT, polled=marketplace_id)
     if object_at(doc, "fulfillment", WHAT) is None:
         raise invalid(Reason.MISSING_FIELD, f"{WHAT} has no fulfillment (request includedData=FULFILLMENT)")
     object_at(doc, "fulfillment.shipByWindow", WHAT)
@@ -124,7 +118,7 @@ def parse_order_v2026(
         for n, item in enumerate(raw_items)
     )
     return OrderEvent(
-        event_id=f"orders-v2026:{order_id}:{updated_at.isoformat()}"
+        event_id=polled_event_id("orders-v2026", order_id, updated_at)
         + ("" if cancellation_included else ":without-cancellation"),
         key=OrderKey(bounds.identifier(seller_account, "seller_account"), marketplace, order_id),
         source=Source.ORDERS_V2026,
