@@ -28,7 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
@@ -291,7 +290,9 @@ class MetricsService:
     async def _housekeeping(self, *, force_publish: bool = False) -> None:
         """Alerts to publish, windows to sweep, rows past retention: each when due. A failure (Kafka or
         Postgres away) is logged and tried again later; the outbox keeps what was not sent."""
-        assert self.store is not None and self.outbox is not None
+        assert self.store is not None and self.outbox is not None and self.dependencies is not None
+        if not self.dependencies.all_up:
+            return  # during an outage: the batch retry reports it; the outbox keeps what is unsent
         s = self.settings
         clock = time.monotonic()
         try:
@@ -308,11 +309,13 @@ class MetricsService:
                 horizon = datetime.now(UTC) - timedelta(days=s.retention_days)
                 for table, n in (await self.store.delete_expired(horizon)).items():
                     RETAINED.labels(table).inc(n)
-        except (KafkaError, TimeoutError) as exc:
+        except (KafkaError, TimeoutError) as exc:  # one warning per outage, as for the batches
             self.renew_producer = True  # an expired batch leaves the producer unusable: see kafka
-            log.warning("housekeeping deferred: %s", exc)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("housekeeping deferred: %s", exc)
+            await self.dependencies.down(KAFKA, exc)
+        except Exception as exc:
+            if not db.is_transient(exc):
+                raise
+            await self.dependencies.down(POSTGRES, exc)
 
     async def _apply(
         self, parts: list[PartitionBatch], letters: list[dead_letters.DeadLetter], stop: asyncio.Event
