@@ -150,7 +150,9 @@ def planned_time(value: datetime, field: str, *, now: datetime) -> datetime:
 
 
 def _within(value: datetime, field: str, low: datetime, high: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+    if value.tzinfo is not UTC and (
+        value.tzinfo is None or value.utcoffset() is None
+    ):  # UTC: the common case
         raise invalid(Reason.BAD_TIME, f"{field} {value.isoformat()} has no time zone")
     if not low <= value <= high:
         raise invalid(
