@@ -11,7 +11,7 @@ KUSTOMIZE_VERSION := v5.7.1
 
 .DEFAULT_GOAL := help
 .PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e soak lint \
-        classifier-report import-report-1gb grpcurl clean engine engine-stop base-image images compose-up \
+        classifier-report import-report-1gb bench-metrics grpcurl clean engine engine-stop base-image images compose-up \
         compose-down kustomize deploy-tools test-deploy _images _compose-up _deploy-checks
 
 help: ## list the targets
@@ -75,6 +75,9 @@ classifier-report: setup ## precision and recall of the buyer-message classifier
 
 import-report-1gb: setup kafka ## import a generated ~1 GB order report into a Kafka of its own; peak memory and rate (not a test)
 	$(BIN)/python bench/import_report_1gb.py
+
+bench-metrics: setup kafka ## the metrics apply rate vs a raw decode-only consume (200,000 events; not a test)
+	$(BIN)/python bench/metrics_apply.py
 
 grpcurl: ## install grpcurl into .local/bin (needs Go)
 	@command -v go >/dev/null || { echo "grpcurl is built with Go; install Go first"; exit 1; }

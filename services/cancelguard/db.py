@@ -30,7 +30,14 @@ async def create_pool(*, dsn: str, schema: str, min_size: int = 1, max_size: int
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        server_settings={"search_path": schema, "application_name": "cancelguard"},
+        server_settings={
+            "search_path": schema,
+            "application_name": "cancelguard",
+            # asyncpg prepares every statement; after five runs Postgres may switch to a generic plan
+            # that ignores how many keys a batch holds (measured: the batch's order lookup scanned every
+            # order of the seller account until the table was analyzed). Plan each run for its arguments.
+            "plan_cache_mode": "force_custom_plan",
+        },
         command_timeout=60,
     )
 

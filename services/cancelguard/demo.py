@@ -8,11 +8,15 @@
    bridge and the helpdesk would.
 5. The result, read through the gRPC API with the generated stubs: the CR per seller account and
    marketplace, checked against the scenario's own ground truth, and the open cancellation requests.
+6. Amazon's own figure: a seller performance report per shop (GET_V2_SELLER_PERFORMANCE_REPORT, read
+   by the same adapter as a real one) goes on the events topic; the API shows it beside ours, and the
+   alerts the metrics service raised (levels crossed, SKUs at suppression risk, our figure and Amazon's
+   apart) are read back from the alerts topic.
 `run` then keeps everything up until Ctrl-C and prints how to query it with grpcurl.
 
 `demo --attach` is for services that run already (Compose, a Kubernetes port-forward): it skips 1-3,
 uses the services' own namespace (CANCELGUARD_TOPIC_PREFIX, CANCELGUARD_POSTGRES_SCHEMA or their
-defaults), waits until each answers SERVING on its health port on 127.0.0.1, then does 4 and 5.
+defaults), waits until each answers SERVING on its health port on 127.0.0.1, then does 4 to 6.
 """
 
 from __future__ import annotations
@@ -27,17 +31,28 @@ from pathlib import Path
 
 import asyncpg
 import grpc
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from cancelguard import kafka
 from cancelguard.config import Settings
 from cancelguard.domain.policy import marketplace
+from cancelguard.events import codec
+from cancelguard.events.v1 import alert_pb2
+from cancelguard.ingestion.adapters.seller_performance import parse_seller_performance
+from cancelguard.metrics import alert_messages
 from cancelguard.processes import SERVICES, ServiceProcesses, health_port, health_status
 from cancelguard.runtime import SERVING, install_stop_signals
 from cancelguard.simulator.scenario import Expected, Scenario, generate
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
-DEMO_DEFAULTS = {"topic_prefix": "cancelguard-demo.", "postgres_schema": "cancelguard_demo"}
+DEMO_DEFAULTS = {
+    "topic_prefix": "cancelguard-demo.",
+    "postgres_schema": "cancelguard_demo",
+    # the scenario arrives in a burst: alert on what holds for 3 s, not on every step on the way
+    "alert_grace_s": 3.0,
+    "alert_sweep_s": 1.0,
+}
 
 
 def demo_settings() -> Settings:
@@ -179,6 +194,139 @@ async def print_results(
     return ok
 
 
+def performance_report(figures: dict[str, metrics_pb2.CancellationRate], more: dict[str, int]) -> dict:
+    """A seller performance report document in Amazon's shape (accountHealthReport-2020-11-18) for one
+    seller's marketplaces. The demo's stand-in for Amazon: its counts are ours for the same window, plus
+    `more` cancellations where Amazon counts some that we do not."""
+    metrics = []
+    for mkt, r in figures.items():
+        cancellations = min(r.total_orders, r.cancelled_orders + more.get(mkt, 0))
+        rate = cancellations / r.total_orders if r.total_orders else 0.0
+        start = r.window_start.ToDatetime(tzinfo=UTC)
+        end = r.window_end.ToDatetime(tzinfo=UTC) - timedelta(minutes=1)
+        metrics.append(
+            {
+                "marketplaceId": mkt,
+                "preFulfillmentCancellationRate": {
+                    "reportingDateRange": {
+                        "reportingDateFrom": start.strftime("%Y-%m-%dT%H:%MZ"),
+                        "reportingDateTo": end.strftime("%Y-%m-%dT%H:%MZ"),
+                    },
+                    "orderCount": r.total_orders,
+                    "cancellationCount": cancellations,
+                    "status": "GOOD" if rate < r.threshold else "BAD",
+                    "rate": round(rate, 6),
+                    "targetValue": r.threshold,
+                    "targetCondition": "LESS_THAN",
+                },
+            }
+        )
+    return {"performanceMetrics": metrics}
+
+
+async def amazon_and_alerts(settings: Settings, shops: list[tuple[str, str]]) -> bool:
+    """Amazon's figure beside ours, and the alerts raised, read back from the alerts topic."""
+    now = datetime.now(UTC)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
+        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+
+        async def amazon_window(seller: str, mkt: str) -> metrics_pb2.CancellationRate:
+            return await stub.GetCancellationRate(
+                metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=mkt), timeout=5
+            )
+
+        events = []
+        say()
+        for seller in sorted({s for s, _ in shops}):
+            figures = {mkt: await amazon_window(seller, mkt) for s, mkt in shops if s == seller}
+            # for the first shop, the stand-in counts 1% more cancellations than we do: the figures part
+            more = {}
+            if seller == shops[0][0]:
+                first = figures[shops[0][1]]
+                more[shops[0][1]] = max(1, -(-first.total_orders // 100))
+                say(
+                    f"  (the demo's stand-in for Amazon counts {more[shops[0][1]]} more cancellations"
+                    " than we do "
+                    f"for {seller} {marketplace(shops[0][1]).country}, to show the alert when the"
+                    " figures part)"
+                )
+            doc = performance_report(figures, more)
+            events += parse_seller_performance(
+                json.dumps(doc),
+                seller_account=seller,
+                report_id=f"DEMO{seller}",
+                reported_at=now,
+                observed_at=now,
+            )
+        say(f"Amazon's own figure arrives (a seller performance report per seller: {len(events)} windows)")
+        await kafka.publish(
+            settings,
+            settings.order_events_topic,
+            [(e.key.partition_key.encode(), codec.encode(e)) for e in events],
+            client_id="cancelguard-demo",
+        )
+        deadline = time.monotonic() + 60
+        rates: dict[tuple[str, str], metrics_pb2.CancellationRate] = {}
+        while len(rates) < len(shops):
+            for seller, mkt in shops:
+                r = await amazon_window(seller, mkt)
+                if r.HasField("amazon"):
+                    rates[(seller, mkt)] = r
+            if time.monotonic() > deadline:
+                say("  Amazon's figures did not show through the API in time; see the metrics log")
+                return False
+            await asyncio.sleep(0.3)
+        say(
+            f"  {'seller account':<16} {'mkt':<4} {'Amazon 7 days (UTC)':<24} {'ours':>14}"
+            f" {'Amazon':>14}  difference"
+        )
+        for (seller, mkt), r in sorted(rates.items()):
+            start = r.window_start.ToDatetime().strftime("%m-%d")
+            end = (r.window_end.ToDatetime() - timedelta(minutes=1)).strftime("%m-%d")
+            ours = f"{r.cancelled_orders}/{r.total_orders} {r.rate:.2%}"
+            a = r.amazon
+            theirs = f"{a.cancelled_orders}/{a.total_orders} {float(a.rate):.2%}"
+            say(
+                f"  {seller:<16} {marketplace(mkt).country:<4} {start}..{end:<17} {ours:>14} {theirs:>14}"
+                f"  {float(a.difference):+.2%}"
+            )
+    alerts = await read_alerts(settings, want_difference=True)
+    say()
+    say(f"Alerts on {settings.alerts_topic} ({len(alerts)})")
+    for alert in alerts:
+        country = marketplace(alert.marketplace_id).country
+        say(f"  {alert.seller_account:<16} {country:<4} {alert_messages.describe(alert)}")
+    return any(a.WhichOneof("body") == "amazon_difference" for a in alerts)
+
+
+async def read_alerts(
+    settings: Settings, *, want_difference: bool, timeout: float = 30.0
+) -> list[alert_pb2.Alert]:
+    """Every alert on the topic, once the difference alert (published last) is among them."""
+    consumer = AIOKafkaConsumer(
+        settings.alerts_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: dict[str, alert_pb2.Alert] = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    alert = alert_messages.decode(record.value)
+                    found.setdefault(alert.alert_id, alert)  # a re-published duplicate: the same id
+            if not want_difference or any(
+                a.WhichOneof("body") == "amazon_difference" for a in found.values()
+            ):
+                break
+    finally:
+        await consumer.stop()
+    return list(found.values())
+
+
 def grpcurl_hints(settings: Settings) -> None:
     a = f"127.0.0.1:{settings.api_port}"
     say()
@@ -210,7 +358,8 @@ async def show_scenario(settings: Settings) -> bool:
     await publish(settings, scenario)
     live = await wait_for_results(settings, expected)
     say(f"  all visible through the API {time.monotonic() - started:.1f}s after publishing started")
-    return await print_results(settings, expected, live)
+    ok = await print_results(settings, expected, live)
+    return await amazon_and_alerts(settings, sorted(expected)) and ok
 
 
 async def run_attached(timeout: float = 120.0) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
@@ -97,6 +98,21 @@ async def publish(
                 progress(n, len(futures))
     finally:
         await stop_producer(producer)
+
+
+async def take_all_partitions(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> list[TopicPartition]:
+    """Every partition of the one topic a started consumer without a group is subscribed to, assigned
+    to it by hand: a subscription would deal them again on a metadata update and reset their positions.
+    A topic not known by then is an error (the services create theirs at start), raised as a
+    TimeoutError so that callers retry."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := sorted(consumer.assignment())):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no partitions of {consumer.subscription()} known after {timeout_s:.0f}s")
+        await asyncio.sleep(0.05)
+    consumer.unsubscribe()
+    consumer.assign(found)
+    return found
 
 
 def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384) -> AIOKafkaProducer:
