@@ -3,7 +3,9 @@
 cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
 cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
 cancelguard run                          the same, then stays up until Ctrl-C
-cancelguard serve ingestion|metrics|api  one service (what the containers run)
+cancelguard serve ingestion|metrics|api|pollers
+                                         one service (what the containers run); pollers read
+                                         Amazon's APIs for the accounts in CANCELGUARD_ACCOUNTS_FILE
 cancelguard migrate                      apply the Postgres migrations
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
 cancelguard dead-letters list [--reason CODE] [--stage STAGE] [--json]
@@ -53,6 +55,11 @@ def _serve(service: str) -> int:
 
             start_metrics_endpoint(settings.ingestion_metrics_port, settings.bind_host)
             await IngestionService(settings).run(stop)
+        elif service == "pollers":
+            from cancelguard.ingestion.pollers.service import PollersService
+
+            start_metrics_endpoint(settings.pollers_metrics_port, settings.bind_host)
+            await PollersService(settings).run(stop)
         elif service == "metrics":
             from cancelguard.metrics.service import MetricsService
 
@@ -67,8 +74,13 @@ def _serve(service: str) -> int:
     import logging
 
     log = logging.getLogger("cancelguard")
+    from cancelguard.accounts import AccountsError
+
     try:
         asyncio.run(main())
+    except AccountsError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
@@ -239,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
-    serve.add_argument("service", choices=("ingestion", "metrics", "api"))
+    serve.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
     cr = sub.add_parser("cr", help="ask the API for a Cancellation Rate")
     cr.add_argument("seller_account")
@@ -251,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("action", choices=("list", "replay"))
     dl.add_argument("ids", nargs="*", metavar="PARTITION:OFFSET", help="dead letters to replay (see `list`)")
     dl.add_argument("--reason", help="only this reason code, e.g. UNKNOWN_MARKETPLACE")
-    dl.add_argument("--stage", choices=("ingestion", "metrics"), help="only this stage")
+    dl.add_argument(
+        "--stage", choices=("ingestion", "metrics", "import-report", "pollers"), help="only this stage"
+    )
     dl.add_argument("--all", action="store_true", help="replay every dead letter that matches")
     dl.add_argument("--json", action="store_true", help="list as JSON lines")
     dl.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")

@@ -27,17 +27,15 @@ from prometheus_client import Counter, Histogram
 
 from cancelguard import dead_letters, kafka
 from cancelguard.config import Settings
-from cancelguard.domain.bounds import Reason, check_event
+from cancelguard.domain.bounds import Reason
 from cancelguard.domain.model import InvalidInput, OrderEvent
-from cancelguard.domain.policy import marketplace
-from cancelguard.events import codec
 from cancelguard.ingestion.adapters import buyer_messages, order_change
-from cancelguard.runtime import Dependencies, HealthServer, backoff_delays
+from cancelguard.ingestion.routing import KAFKA, Outgoing, Route, Sender, checked
+from cancelguard.runtime import Dependencies, HealthServer
 
 log = logging.getLogger("cancelguard.ingestion")
 
 GROUP_ID = "cancelguard-ingestion"
-KAFKA = "Kafka"
 
 RECORDS = Counter(
     "cancelguard_ingestion_records_total",
@@ -84,18 +82,7 @@ def normalise(source: RawSource, value: bytes | None, now: datetime) -> OrderEve
     event = source.adapt(value, now)
     if event is None:
         return None
-    marketplace(event.key.marketplace_id)  # an unknown marketplace is bad input, not a default
-    return check_event(event, now=now)
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to send: an order event, or a dead letter."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]] | None = None
+    return checked(event, now)
 
 
 class IngestionService:
@@ -113,6 +100,8 @@ class IngestionService:
             interval_s=settings.probe_interval_s,
         )
         self.producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-ingestion")
+        self.sender = Sender(self.producer, self.dependencies)
+        self._route = Route(settings, stage="ingestion")
         self.consumer = AIOKafkaConsumer(
             *self.sources,
             bootstrap_servers=settings.kafka_bootstrap,
@@ -144,30 +133,31 @@ class IngestionService:
 
     def route(self, record: ConsumerRecord, now: datetime) -> Outgoing | None:
         """What one raw record becomes: an event, nothing, or a dead letter. Never raises."""
-        s = self.settings
         source = self.sources[record.topic]
         try:
             event = normalise(source, record.value, now)
             if event is None:
                 RECORDS.labels(record.topic, "ignored").inc()
                 return None
-            value = codec.encode(event)
+            out = self._route.event(event)
         except Exception as exc:
             # InvalidInput is bad input; anything else is a bug of ours on this record. Either way the
             # record is kept, with the reason, and the stream goes on.
-            code, message = dead_letters.refusal(exc)
-            if code == Reason.INTERNAL_ERROR.value:
-                log.exception(
-                    "adapter failed on a record", extra={"topic": record.topic, "offset": record.offset}
-                )
-            return self._dead_letter(record, code, message, source.personal_fields)
+            return self._dead_letter(record, exc, source.personal_fields)
         RECORDS.labels(record.topic, "published").inc()
         EVENTS_OUT.labels(event.source.value).inc()
-        return Outgoing(s.order_events_topic, event.key.partition_key.encode(), value)
+        return out
 
     def _dead_letter(
-        self, record: ConsumerRecord, code: str, message: str, personal_fields: Sequence[str]
+        self, record: ConsumerRecord, exc: BaseException, personal_fields: Sequence[str]
     ) -> Outgoing:
+        letter, code = self._route.refused(
+            exc,
+            value=record.value,
+            key=record.key,
+            origin=dead_letters.Origin(record.topic, record.partition, record.offset),
+            personal_fields=personal_fields,
+        )
         RECORDS.labels(record.topic, "dead_lettered").inc()
         DEAD_LETTERS.labels(record.topic, code).inc()
         log.warning(
@@ -179,16 +169,7 @@ class IngestionService:
                 "offset": record.offset,
             },
         )
-        letter = dead_letters.build(
-            value=record.value,
-            key=record.key,
-            reason_code=code,
-            message=message,
-            origin=dead_letters.Origin(record.topic, record.partition, record.offset),
-            stage="ingestion",
-            personal_fields=personal_fields,
-        )
-        return Outgoing(self.settings.dead_letter_topic, letter.key, letter.value, letter.headers)
+        return letter
 
     async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
         with BATCH_SECONDS.time():
@@ -210,24 +191,7 @@ class IngestionService:
                 )
 
     async def send_all(self, outgoing: Sequence[Outgoing], stop: asyncio.Event) -> bool:
-        """Send every record and wait for every acknowledgement, retrying through a Kafka outage.
-        False: stopped before they were all acknowledged."""
-        for delay in backoff_delays():
-            try:
-                futures = [
-                    await self.producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing
-                ]
-                await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
-            except (KafkaError, TimeoutError) as exc:
-                await self.dependencies.down(KAFKA, exc)
-                self.dependencies.check_limit()
-                await self.dependencies.wait_retry(delay, stop)
-                if stop.is_set():
-                    return False
-                continue
-            await self.dependencies.up(KAFKA)
-            return True
-        raise AssertionError("backoff_delays never ends")
+        return await self.sender.send_all(outgoing, stop)
 
     async def _close(self) -> None:
         try:

@@ -1,0 +1,199 @@
+"""The one route from what a source says to the order-events topic, for every source.
+
+Raw records (ORDER_CHANGE, buyer messages), polled Orders API documents, report documents: each goes
+adapter -> `checked` (a known marketplace, then every bound: `domain.bounds.check_event`) -> `codec.encode`,
+keyed by seller account + marketplace. A document that fails anywhere on the way becomes a dead letter
+with its reason code and message (`dead_letters`), never an exception, so the next one is processed:
+per source, published + ignored + dead-lettered = documents read (`SourceCounts`).
+
+`Sender` sends what the route produced and waits for every acknowledgement (acks=all), retrying through
+a Kafka outage while health says NOT_SERVING. Callers move their own position (raw offsets, poll
+cursors) only after it returns True.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter as PromCounter
+
+from cancelguard import dead_letters, kafka
+from cancelguard.config import Settings
+from cancelguard.domain.bounds import Reason, check_event
+from cancelguard.domain.model import Event
+from cancelguard.domain.policy import marketplace
+from cancelguard.events import codec
+from cancelguard.runtime import Dependencies, backoff_delays
+
+log = logging.getLogger("cancelguard.ingestion")
+
+KAFKA = "Kafka"
+
+
+EventT = TypeVar("EventT", bound=Event)
+
+
+def checked(event: EventT, now: datetime) -> EventT:
+    """An event ready to publish, or InvalidInput: an unknown marketplace is bad input, not a default."""
+    marketplace(event.key.marketplace_id)
+    return check_event(event, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to send: an event, or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+
+
+@dataclass
+class SourceCounts:
+    """What became of the documents of one source: published + ignored + dead_lettered = read."""
+
+    read: int = 0
+    published: int = 0  # documents that gave at least one event (`events` counts those)
+    ignored: int = 0  # documents with nothing to publish (a duplicate, a message that asks nothing)
+    dead_lettered: int = 0
+    events: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def balanced(self) -> bool:
+        return self.published + self.ignored + self.dead_lettered == self.read
+
+
+OUTCOMES = ("published", "ignored", "dead_lettered")
+
+
+class Route:
+    """Events and dead letters for one stage (`ingestion`, `pollers`), counted per source (and in
+    `telemetry`, a Prometheus counter labelled source and outcome, when given)."""
+
+    def __init__(self, settings: Settings, *, stage: str, telemetry: PromCounter | None = None) -> None:
+        self.events_topic = settings.order_events_topic
+        self.dead_letter_topic = settings.dead_letter_topic
+        self.stage = stage
+        self.telemetry = telemetry
+        self.counts: dict[str, SourceCounts] = {}
+
+    def count(self, source: str) -> SourceCounts:
+        found = self.counts.get(source)
+        if found is None:
+            found = self.counts[source] = SourceCounts()
+        return found
+
+    def tally(self, source: str, outcome: str, *, events: int = 0, reason: str = "") -> None:
+        """One document of `source` read, and what became of it (one of OUTCOMES)."""
+        counts = self.count(source)
+        counts.read += 1
+        setattr(counts, outcome, getattr(counts, outcome) + 1)
+        counts.events += events
+        if reason:
+            counts.reasons[reason] += 1
+        if self.telemetry is not None:
+            self.telemetry.labels(source, outcome).inc()
+
+    def event(self, event: Event) -> Outgoing:
+        return Outgoing(self.events_topic, event.key.partition_key.encode(), codec.encode(event))
+
+    def refused(
+        self,
+        exc: BaseException,
+        *,
+        value: bytes | None,
+        key: bytes | None,
+        origin: dead_letters.Origin | dead_letters.FileOrigin | dead_letters.ApiOrigin,
+        personal_fields: Sequence[str],
+    ) -> tuple[Outgoing, str]:
+        """The dead letter for a document that failed with `exc`, and its reason code."""
+        code, message = dead_letters.refusal(exc)
+        if code == Reason.INTERNAL_ERROR.value:  # a bug of ours on this document: keep the traceback
+            where = {"stage": self.stage, "origin": str(origin)}
+            log.error("failed on a document", exc_info=exc, extra=where)
+        letter = dead_letters.build(
+            value=value,
+            key=key,
+            reason_code=code,
+            message=message,
+            origin=origin,
+            stage=self.stage,
+            personal_fields=personal_fields,
+        )
+        return Outgoing(self.dead_letter_topic, letter.key, letter.value, letter.headers), code
+
+    def document(
+        self,
+        source: str,
+        build: Callable[[], Iterable[Event]],
+        *,
+        now: datetime,
+        original: Callable[[], bytes],
+        origin: dead_letters.ApiOrigin | dead_letters.FileOrigin,
+        key: bytes | None,
+        personal_fields: Sequence[str] = (),
+    ) -> list[Outgoing]:
+        """One document -> its events, or one dead letter (`original`: its bytes, made only then).
+
+        A document is taken or refused whole: an order whose second item is bad is not half-published."""
+        try:
+            out = [self.event(checked(e, now)) for e in build()]
+        except Exception as exc:
+            letter, code = self.refused(
+                exc, value=_bytes_of(original), key=key, origin=origin, personal_fields=personal_fields
+            )
+            self.tally(source, "dead_lettered", reason=code)
+            log.warning(
+                "dead-lettered a document",
+                extra={"stage": self.stage, "source": source, "reason_code": code, "origin": str(origin)},
+            )
+            return [letter]
+        self.tally(source, "published" if out else "ignored", events=len(out))
+        return out
+
+
+def _bytes_of(original: Callable[[], bytes]) -> bytes | None:
+    try:
+        return original()
+    except Exception:  # a document we cannot even serialise back: the dead letter says why without it
+        return None
+
+
+class Sender:
+    """Sends records through one idempotent producer and waits for every acknowledgement."""
+
+    def __init__(self, producer: AIOKafkaProducer, dependencies: Dependencies) -> None:
+        self.producer = producer
+        self.dependencies = dependencies
+
+    async def send_all(self, outgoing: Sequence[Outgoing], stop: asyncio.Event) -> bool:
+        """Send every record and wait for every acknowledgement, retrying through a Kafka outage.
+        False: stopped before they were all acknowledged."""
+        if not outgoing:
+            return True
+        for delay in backoff_delays():
+            try:
+                futures = [
+                    await self.producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing
+                ]
+                await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
+            except (KafkaError, TimeoutError) as exc:
+                await self.dependencies.down(KAFKA, exc)
+                self.dependencies.check_limit()
+                await self.dependencies.wait_retry(delay, stop)
+                if stop.is_set():
+                    return False
+                continue
+            await self.dependencies.up(KAFKA)
+            return True
+        raise AssertionError("backoff_delays never ends")
