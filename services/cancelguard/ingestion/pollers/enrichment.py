@@ -397,7 +397,7 @@ class Enricher:
             SOURCE,
             build,
             now=now,
-            original=lambda: json.dumps(document, ensure_ascii=False).encode(),
+            original=lambda: json.dumps(document).encode(),
             origin=dead_letters.ApiOrigin(
                 (GET_ORDER_2026 if v2026 else GET_ORDER_ITEMS).key, "", "$.order" if v2026 else "$.payload"
             ),

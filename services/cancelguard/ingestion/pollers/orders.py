@@ -204,7 +204,7 @@ class OrdersPoller:
             if problem is not None:
                 raise problem
             event = orders_v0.parse_order_v0(
-                order,
+                _object(order, orders_v0.WHAT),
                 items,
                 seller_account=self.account.seller_id,
                 observed_at=self.now(),
@@ -216,7 +216,7 @@ class OrdersPoller:
             self.source,
             build,
             now=self.now(),
-            original=lambda: json.dumps(document, ensure_ascii=False).encode(),
+            original=lambda: json.dumps(document).encode(),
             origin=origin,
             key=self._key,
             personal_fields=orders_v0.PERSONAL_FIELDS,
@@ -227,18 +227,25 @@ class OrdersPoller:
             self.source,
             lambda: [
                 orders_v2026.parse_order_v2026(
-                    order,
+                    _object(order, orders_v2026.WHAT),
                     seller_account=self.account.seller_id,
                     observed_at=self.now(),
                     marketplace_id=self._fallback_marketplace,
                 )
             ],
             now=self.now(),
-            original=lambda: json.dumps(order, ensure_ascii=False).encode(),
+            original=lambda: json.dumps(order).encode(),
             origin=dead_letters.ApiOrigin(SEARCH_ORDERS.key, request_id, path),
             key=self._key,
             personal_fields=orders_v2026.PERSONAL_FIELDS,
         )
+
+
+def _object(doc: Any, what: str) -> dict[str, Any]:
+    """A page's entry as an order object (the adapters would read a string as JSON text)."""
+    if not isinstance(doc, dict):
+        raise invalid(Reason.NOT_AN_OBJECT, f"{what} must be a JSON object, got {type(doc).__name__}")
+    return doc
 
 
 def _version(order: Any, id_field: str, time_field: str) -> tuple[tuple[str, str], datetime] | None:
