@@ -1,7 +1,7 @@
 """`cancelguard`: one command for people and for the service processes.
 
 cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
-cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
+cancelguard demo [--json]                the whole pipeline on the SP-API simulator; prints the result, exits
 cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api|pollers
                                          one service (what the containers run); pollers read
@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         ("status", "show whether they run"),
     ):
         sub.add_parser(name, help=text)
-    sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    demo_cmd = sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    demo_cmd.add_argument("--json", action="store_true", help="print the result as JSON (progress on stderr)")
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("demo", "run"):
             from cancelguard import demo
 
-            return demo.main(keep_running=args.command == "run")
+            return demo.main(keep_running=args.command == "run", as_json=getattr(args, "json", False))
         if args.command == "serve":
             return _serve(args.service)
         if args.command == "migrate":
