@@ -19,10 +19,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter as PromCounter
 
 from cancelguard import dead_letters, kafka
@@ -170,11 +171,21 @@ def _bytes_of(original: Callable[[], bytes]) -> bytes | None:
 
 
 class Sender:
-    """Sends records through one idempotent producer and waits for every acknowledgement."""
+    """Sends records through one idempotent producer and waits for every acknowledgement.
+
+    Records go into one batch per topic partition (`create_batch`/`send_batch`), in their order, instead
+    of one `send` each: a send costs a future, a partitioner call and the accumulator's bookkeeping per
+    record, and on the ingestion path that was a third of the time. The partition of a key is Kafka's
+    default partitioner's (murmur2, as `send` would pick it), kept per key while the topic's partition
+    count stays the same: keys are seller account + marketplace, so there are few.
+    """
 
     def __init__(self, producer: AIOKafkaProducer, dependencies: Dependencies) -> None:
         self.producer = producer
         self.dependencies = dependencies
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}  # topic -> its partitions, as last seen
+        self._of_key: dict[tuple[str, bytes], int] = {}
 
     async def send_all(self, outgoing: Sequence[Outgoing], stop: asyncio.Event) -> bool:
         """Send every record and wait for every acknowledgement, retrying through a Kafka outage.
@@ -183,9 +194,7 @@ class Sender:
             return True
         for delay in backoff_delays():
             try:
-                futures = [
-                    await self.producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing
-                ]
+                futures = await self._send(outgoing)
                 await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
             except (KafkaError, TimeoutError) as exc:
                 await self.dependencies.down(KAFKA, exc)
@@ -197,3 +206,40 @@ class Sender:
             await self.dependencies.up(KAFKA)
             return True
         raise AssertionError("backoff_delays never ends")
+
+    async def _send(self, outgoing: Sequence[Outgoing]) -> list[asyncio.Future[Any]]:
+        producer = self.producer
+        for topic in {o.topic for o in outgoing}:
+            await self._refresh(topic)
+        of_key = self._of_key
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for o in outgoing:
+            topic, key = o.topic, o.key
+            partition = of_key.get((topic, key)) if key is not None else None
+            if partition is None:
+                partition = self._partition(topic, key)
+            builder = builders.get((topic, partition))
+            if builder is None:
+                builder = builders[(topic, partition)] = producer.create_batch()
+            headers = o.headers or []
+            if builder.append(timestamp=None, key=key, value=o.value, headers=headers) is None:
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+                builder = builders[(topic, partition)] = producer.create_batch()
+                builder.append(timestamp=None, key=key, value=o.value, headers=headers)  # fits: it is alone
+        for (topic, partition), builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+        return futures
+
+    async def _refresh(self, topic: str) -> None:
+        partitions = sorted(await self.producer.partitions_for(topic))
+        if partitions != self._partitions.get(topic):
+            self._partitions[topic] = partitions
+            self._of_key = {k: p for k, p in self._of_key.items() if k[0] != topic}
+
+    def _partition(self, topic: str, key: bytes | None) -> int:
+        partitions = self._partitions[topic]
+        partition: int = self._partitioner(key, partitions, partitions)
+        if key is not None:
+            self._of_key[(topic, key)] = partition
+        return partition

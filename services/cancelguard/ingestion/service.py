@@ -16,10 +16,12 @@ away the batch in hand is re-sent with backoff and health says NOT_SERVING (`run
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -49,6 +51,7 @@ DEAD_LETTERS = Counter(
     ["topic", "reason"],
 )
 BATCH_SECONDS = Histogram("cancelguard_ingestion_batch_seconds", "Time to publish and commit one batch")
+BATCH_BYTES = 512 * 1024  # well under the broker's 1 MB message limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,15 @@ def sources_for(settings: Settings) -> dict[str, RawSource]:
     }
 
 
+def tune_garbage_collector() -> None:
+    """Every record allocates a hundred small objects (its JSON, its event, its protobuf) that reference
+    counting frees at once; the cycle collector's default (a young collection every 700 allocations)
+    then runs thousands of times a second for nothing. Collect young objects 70 times less often, and
+    leave everything the process built at start out of the collections."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def normalise(source: RawSource, value: bytes | None, now: datetime) -> OrderEvent | None:
     """Raw record -> a checked order event (None: nothing to publish); InvalidInput says why not."""
     if value is None:
@@ -99,9 +111,13 @@ class IngestionService:
             outage_limit_s=settings.outage_limit_s,
             interval_s=settings.probe_interval_s,
         )
-        self.producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-ingestion")
+        # big batches: one produce request carries a whole partition's share of a consumed batch
+        self.producer = kafka.new_producer(
+            settings.kafka_bootstrap, client_id="cancelguard-ingestion", max_batch_size=BATCH_BYTES
+        )
         self.sender = Sender(self.producer, self.dependencies)
         self._route = Route(settings, stage="ingestion")
+        self._counters: dict[tuple[Counter, tuple[str, ...]], Any] = {}
         self.consumer = AIOKafkaConsumer(
             *self.sources,
             bootstrap_servers=settings.kafka_bootstrap,
@@ -116,6 +132,7 @@ class IngestionService:
         await self.health.start()
         try:
             await kafka.connect(s, self.producer, self.consumer, stop=stop)
+            tune_garbage_collector()
             await self.dependencies.probe_once()
             self.dependencies.start()
             log.info("ingesting", extra={"topics": list(self.sources), "publishes_to": s.order_events_topic})
@@ -137,16 +154,23 @@ class IngestionService:
         try:
             event = normalise(source, record.value, now)
             if event is None:
-                RECORDS.labels(record.topic, "ignored").inc()
+                self._counter(RECORDS, record.topic, "ignored").inc()
                 return None
             out = self._route.event(event)
         except Exception as exc:
             # InvalidInput is bad input; anything else is a bug of ours on this record. Either way the
             # record is kept, with the reason, and the stream goes on.
             return self._dead_letter(record, exc, source.personal_fields)
-        RECORDS.labels(record.topic, "published").inc()
-        EVENTS_OUT.labels(event.source.value).inc()
+        self._counter(RECORDS, record.topic, "published").inc()
+        self._counter(EVENTS_OUT, event.source.value).inc()
         return out
+
+    def _counter(self, family: Counter, *labels: str) -> Any:
+        """A labelled Prometheus counter, looked up once (`labels()` costs more than the count)."""
+        found = self._counters.get((family, labels))
+        if found is None:
+            found = self._counters[(family, labels)] = family.labels(*labels)
+        return found
 
     def _dead_letter(
         self, record: ConsumerRecord, exc: BaseException, personal_fields: Sequence[str]
