@@ -10,7 +10,7 @@ GRPCURL_VERSION := v1.9.4
 
 .DEFAULT_GOAL := help
 .PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e lint \
-        classifier-report import-report-1gb grpcurl clean
+        classifier-report import-report-1gb bench-ingestion grpcurl clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,6 +70,9 @@ classifier-report: setup ## precision and recall of the buyer-message classifier
 
 import-report-1gb: setup kafka ## import a generated ~1 GB order report into a Kafka of its own; peak memory and rate (not a test)
 	$(BIN)/python bench/import_report_1gb.py
+
+bench-ingestion: setup kafka ## ingestion vs raw aiokafka vs Kafka's perf tool, and the pollers' throughput (not a test)
+	$(BIN)/python bench/ingestion.py
 
 grpcurl: ## install grpcurl into .local/bin (needs Go)
 	@command -v go >/dev/null || { echo "grpcurl is built with Go; install Go first"; exit 1; }
