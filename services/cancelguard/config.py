@@ -7,7 +7,7 @@ Defaults point at the local stack that `make up` starts (Kafka on 127.0.0.1:9092
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(default=5000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)
 
+    # Alerts (the alerts topic): a status is alerted once it has held this long (0: at once), so that a
+    # transient overcount while late observations arrive raises nothing
+    alert_grace_s: float = Field(default=0.0, ge=0)
+    # our rate and Amazon's reported rate for the same window may differ by this much before an alert
+    amazon_tolerance: Decimal = Field(default=Decimal("0.005"), ge=0)
+    alert_sweep_s: float = Field(default=30.0, gt=0)  # how often moving windows and grace are checked
+    # Retention: facts and buckets of orders purchased more than this many days ago are deleted (0: keep)
+    retention_days: int = Field(default=0, ge=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
     # Signs the API's page tokens; every API replica must have the same (from a Kubernetes Secret).
     api_page_token_secret: SecretStr = SecretStr("")
 
@@ -100,12 +109,18 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}dead-letter.v1"
 
     @property
+    def alerts_topic(self) -> str:
+        """Alerts from the metrics service (cancelguard.events.v1.Alert), keyed by seller|marketplace."""
+        return f"{self.topic_prefix}alerts.v1"
+
+    @property
     def all_topics(self) -> list[str]:
         return [
             self.order_change_topic,
             self.buyer_messages_topic,
             self.order_events_topic,
             self.dead_letter_topic,
+            self.alerts_topic,
         ]
 
     @property
@@ -119,8 +134,9 @@ class Settings(BaseSettings):
             parts = parts._replace(netloc=netloc)
         return urlunsplit(parts)
 
-    @cached_property
+    @property
     def policies(self) -> PolicyBook:
+        # not cached: a cached value would survive `model_copy(update={"policy_overrides": ...})`
         return parse_policy_overrides(self.policy_overrides)
 
 
@@ -160,3 +176,31 @@ def parse_policy_overrides(text: str) -> PolicyBook:
     for marketplace_id in book.overrides:
         book.for_marketplace(marketplace_id)  # fail now, at start, on a bad id or field
     return book
+
+
+def dump_policy_overrides(book: PolicyBook) -> dict[str, Any]:
+    """The inverse of `parse_policy_overrides`: what the store records as a generation's policy."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from cancelguard.domain.policy import WindowPlacement
+
+    def convert(fields: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in sorted(fields.items()):
+            if isinstance(value, Decimal):
+                out[name] = str(value)
+            elif isinstance(value, timedelta):
+                out["self_cancel_window_minutes"] = value.total_seconds() / 60
+            elif isinstance(value, tuple):
+                out[name] = list(value)
+            elif isinstance(value, WindowPlacement):
+                out[name] = value.value
+            else:
+                out[name] = value
+        return out
+
+    found = {k: convert(v) for k, v in sorted(book.overrides.items())}
+    if book.default_overrides:
+        found["*"] = convert(book.default_overrides)
+    return found

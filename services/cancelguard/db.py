@@ -30,7 +30,14 @@ async def create_pool(*, dsn: str, schema: str, min_size: int = 1, max_size: int
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        server_settings={"search_path": schema, "application_name": "cancelguard"},
+        server_settings={
+            "search_path": schema,
+            "application_name": "cancelguard",
+            # asyncpg prepares every statement; after five runs Postgres may switch to a generic plan
+            # that ignores how many keys a batch holds (measured: the batch's order lookup scanned every
+            # order of the seller account until the table was analyzed). Plan each run for its arguments.
+            "plan_cache_mode": "force_custom_plan",
+        },
         command_timeout=60,
     )
 
@@ -103,6 +110,14 @@ def is_record_error(exc: BaseException) -> bool:
 
 
 async def ping(pool: asyncpg.Pool) -> None:
-    """The health probe: one round trip on a pooled connection."""
-    async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-        await conn.fetchval("SELECT 1")
+    """The health probe: one round trip on a pooled connection.
+
+    When it fails, every pooled connection is marked for replacement: after Postgres restarts, the old
+    connections are dead, and each would otherwise fail one more call, long after health said SERVING."""
+    try:
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            await conn.fetchval("SELECT 1")
+    except Exception as exc:
+        if is_transient(exc):
+            await pool.expire_connections()
+        raise

@@ -39,11 +39,7 @@ async def read_dead_letters(
     await consumer.start()
     try:
         topic = settings.dead_letter_topic
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer.topics()  # refresh metadata once: the topic may be new to this client
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in await kafka.partitions_of(settings.kafka_bootstrap, topic)]
         if not tps:
             return []
         consumer.assign(tps)

@@ -8,12 +8,20 @@
 3. A clean demo namespace (its own topics and schema), so a second run shows the same numbers.
 4. The four services as child processes (ingestion, metrics, api, pollers), until their health says SERVING.
 5. The week replayed: the simulator's clock moves on a step at a time while the pollers read the Orders
-   APIs (and the reports), and its ORDER_CHANGE notifications and buyer messages go onto the raw topics
+   APIs and the reports, and its ORDER_CHANGE notifications and buyer messages go onto the raw topics
    as Amazon's bridge and the helpdesk would; an Unshipped Orders report is imported beside them.
 6. The result, read through the gRPC API with the generated stubs: per account x marketplace, the CR
    (live and Amazon's window) and the count of cancellations per attribution rule, each checked against
-   the simulator's own truth; then the open cancellation requests. `--json` prints the same as JSON.
+   the simulator's own truth; Amazon's own figure (the seller performance report the pollers fetched)
+   beside ours; the open cancellation requests; the alerts read back from the alerts topic. `--json`
+   prints the same as JSON.
 `run` then keeps everything up until Ctrl-C and prints how to query it with grpcurl.
+
+`demo --attach` is for services that run already (Compose, a Kubernetes port-forward), with no pollers
+pointed at this process: it uses the services' own namespace (CANCELGUARD_TOPIC_PREFIX,
+CANCELGUARD_POSTGRES_SCHEMA or their defaults), waits until each answers SERVING on its health port on
+127.0.0.1, then publishes an ORDER_CHANGE scenario (simulator/scenario.py) and a stand-in seller
+performance report, and reads the result, Amazon's figure and the alerts back through the API.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import grpc
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from cancelguard import kafka
@@ -42,9 +51,13 @@ from cancelguard.amazon.reports import UNSHIPPED_ORDERS_REPORT
 from cancelguard.config import Settings
 from cancelguard.domain.model import parse_time
 from cancelguard.domain.policy import marketplace
-from cancelguard.processes import POLLERS, SERVICES, ServiceProcesses
-from cancelguard.runtime import install_stop_signals
-from cancelguard.simulator.scenario import Scenario
+from cancelguard.events import codec
+from cancelguard.events.v1 import alert_pb2
+from cancelguard.ingestion.adapters.seller_performance import parse_seller_performance
+from cancelguard.metrics import alert_messages
+from cancelguard.processes import POLLERS, SERVICES, ServiceProcesses, health_port, health_status
+from cancelguard.runtime import SERVING, install_stop_signals
+from cancelguard.simulator.scenario import Expected, Scenario, generate
 from cancelguard.simulator.spapi.bridge import SimulatorBridge
 from cancelguard.simulator.spapi.generator import ScenarioSpec, generate_world
 from cancelguard.simulator.spapi.server import SimClock, Simulator
@@ -53,7 +66,13 @@ from cancelguard.simulator.spapi.truth import ground_truth
 from cancelguard.simulator.spapi.world import World
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
-DEMO_DEFAULTS = {"topic_prefix": "cancelguard-demo.", "postgres_schema": "cancelguard_demo"}
+DEMO_DEFAULTS = {
+    "topic_prefix": "cancelguard-demo.",
+    "postgres_schema": "cancelguard_demo",
+    # the scenario arrives in a burst: alert on what holds for 3 s, not on every step on the way
+    "alert_grace_s": 3.0,
+    "alert_sweep_s": 1.0,
+}
 
 
 def demo_settings() -> Settings:
@@ -97,22 +116,235 @@ async def publish(settings: Settings, scenario: Scenario) -> None:
     await kafka.publish(settings, settings.buyer_messages_topic, messages, client_id="cancelguard-demo")
 
 
-def grpcurl_hints(settings: Settings) -> None:
-    a = f"127.0.0.1:{settings.api_port}"
+async def wait_for_results(
+    settings: Settings, expected: dict[tuple[str, str], Expected], timeout: float = 120.0
+) -> dict[tuple[str, str], metrics_pb2.CancellationRate]:
+    """Poll the API until every shop shows as many orders as the scenario placed, with progress."""
+    want = sum(e.orders for e in expected.values())
+    deadline = time.monotonic() + timeout
+    last_seen = -1
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
+        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+        while True:
+            rates = {}
+            for seller, mkt in expected:
+                rates[(seller, mkt)] = await stub.GetCancellationRate(
+                    metrics_pb2.GetCancellationRateRequest(
+                        seller_account=seller, marketplace_id=mkt, window_kind=metrics_pb2.WINDOW_KIND_LIVE
+                    ),
+                    timeout=5,
+                )
+            seen = sum(r.total_orders for r in rates.values())
+            if seen != last_seen:
+                say(f"  applied: {seen}/{want} orders in the live windows")
+                last_seen = seen
+            if seen >= want and all(
+                rates[k].cancelled_orders >= e.cancellations for k, e in expected.items()
+            ):
+                return rates
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"only {seen}/{want} orders visible through the API after {timeout:.0f}s; "
+                    "see the service logs"
+                )
+            await asyncio.sleep(0.3)
+
+
+async def print_results(
+    settings: Settings,
+    expected: dict[tuple[str, str], Expected],
+    live: dict[tuple[str, str], metrics_pb2.CancellationRate],
+) -> bool:
+    ok = True
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
+        metrics = metrics_pb2_grpc.MetricsServiceStub(channel)
+        orders = orders_pb2_grpc.OrderServiceStub(channel)
+        say()
+        say("Cancellation Rate per seller account and marketplace")
+        header = (
+            f"  {'seller account':<16} {'mkt':<4} {'window (UTC)':<40} {'orders':>6} {'cancelled':>9} "
+            f"{'rate':>7}  status"
+        )
+        say(header)
+        say("  " + "-" * (len(header) - 2))
+        for (seller, mkt), rate in sorted(live.items()):
+            amazon = await metrics.GetCancellationRate(
+                metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=mkt), timeout=5
+            )
+            country = marketplace(mkt).country
+            for r, label in ((rate, "live 168 h"), (amazon, "Amazon 7 days")):
+                # printed as Amazon prints its report range: first minute to last minute, UTC
+                start = r.window_start.ToDatetime().strftime("%m-%d %H:%M")
+                end = (r.window_end.ToDatetime() - timedelta(minutes=1)).strftime("%m-%d %H:%M")
+                status = metrics_pb2.RateStatus.Name(r.status).removeprefix("RATE_STATUS_")
+                say(
+                    f"  {seller:<16} {country:<4} {label:<14} {start}..{end}  {r.total_orders:>6} "
+                    f"{r.cancelled_orders:>9} {r.rate:>7.2%}  {status}"
+                )
+            want = expected[(seller, mkt)]
+            match = (rate.total_orders, rate.cancelled_orders) == (want.orders, want.cancellations)
+            ok &= match
+            say(
+                f"  {'':<21} scenario ground truth (live): {want.orders} orders, {want.cancellations} "
+                f"cancelled -> {'matches' if match else 'MISMATCH'}"
+            )
+        say()
+        say("Open cancellation requests, with the action to take")
+        for seller, mkt in sorted(expected):
+            reply = await orders.ListCancellationRequests(
+                orders_pb2.ListCancellationRequestsRequest(
+                    seller_account=seller, marketplace_id=mkt, page_size=100
+                ),
+                timeout=5,
+            )
+            country = marketplace(mkt).country
+            for o in reply.orders:
+                kind = orders_pb2.CancellationRequest.Kind.Name(o.cancellation_request.kind).removeprefix(
+                    "KIND_"
+                )
+                action = o.recommended_action
+                code = orders_pb2.RecommendedAction.Code.Name(action.code).removeprefix("CODE_")
+                say(
+                    f"  {seller:<16} {country:<4} {o.amazon_order_id}  {kind:<8} -> {code}"
+                    + (f" ({action.cancel_reason})" if action.cancel_reason else "")
+                )
+                if action.reply_text:
+                    say(f"  {'':<21}reply ({action.reply_language}): {action.reply_text[:100]}...")
+            ok &= len(reply.orders) == expected[(seller, mkt)].open_requests
+    return ok
+
+
+def performance_report(figures: dict[str, metrics_pb2.CancellationRate], more: dict[str, int]) -> dict:
+    """A seller performance report document in Amazon's shape (accountHealthReport-2020-11-18) for one
+    seller's marketplaces. The demo's stand-in for Amazon: its counts are ours for the same window, plus
+    `more` cancellations where Amazon counts some that we do not."""
+    metrics = []
+    for mkt, r in figures.items():
+        cancellations = min(r.total_orders, r.cancelled_orders + more.get(mkt, 0))
+        rate = cancellations / r.total_orders if r.total_orders else 0.0
+        start = r.window_start.ToDatetime(tzinfo=UTC)
+        end = r.window_end.ToDatetime(tzinfo=UTC) - timedelta(minutes=1)
+        metrics.append(
+            {
+                "marketplaceId": mkt,
+                "preFulfillmentCancellationRate": {
+                    "reportingDateRange": {
+                        "reportingDateFrom": start.strftime("%Y-%m-%dT%H:%MZ"),
+                        "reportingDateTo": end.strftime("%Y-%m-%dT%H:%MZ"),
+                    },
+                    "orderCount": r.total_orders,
+                    "cancellationCount": cancellations,
+                    "status": "GOOD" if rate < r.threshold else "BAD",
+                    "rate": round(rate, 6),
+                    "targetValue": r.threshold,
+                    "targetCondition": "LESS_THAN",
+                },
+            }
+        )
+    return {"performanceMetrics": metrics}
+
+
+async def amazon_and_alerts(settings: Settings, shops: list[tuple[str, str]]) -> bool:
+    """Amazon's figure beside ours, and the alerts raised, read back from the alerts topic."""
+    now = datetime.now(UTC)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
+        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+
+        async def amazon_window(seller: str, mkt: str) -> metrics_pb2.CancellationRate:
+            return await stub.GetCancellationRate(
+                metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=mkt), timeout=5
+            )
+
+        events = []
+        say()
+        for seller in sorted({s for s, _ in shops}):
+            figures = {mkt: await amazon_window(seller, mkt) for s, mkt in shops if s == seller}
+            # for the first shop, the stand-in counts 1% more cancellations than we do: the figures part
+            more = {}
+            if seller == shops[0][0]:
+                first = figures[shops[0][1]]
+                more[shops[0][1]] = max(1, -(-first.total_orders // 100))
+                say(
+                    f"  (the demo's stand-in for Amazon counts {more[shops[0][1]]} more cancellations"
+                    " than we do "
+                    f"for {seller} {marketplace(shops[0][1]).country}, to show the alert when the"
+                    " figures part)"
+                )
+            doc = performance_report(figures, more)
+            events += parse_seller_performance(
+                json.dumps(doc),
+                seller_account=seller,
+                report_id=f"DEMO{seller}",
+                reported_at=now,
+                observed_at=now,
+            )
+        say(f"Amazon's own figure arrives (a seller performance report per seller: {len(events)} windows)")
+        await kafka.publish(
+            settings,
+            settings.order_events_topic,
+            [(e.key.partition_key.encode(), codec.encode(e)) for e in events],
+            client_id="cancelguard-demo",
+        )
+        deadline = time.monotonic() + 60
+        rates: dict[tuple[str, str], metrics_pb2.CancellationRate] = {}
+        while len(rates) < len(shops):
+            for seller, mkt in shops:
+                r = await amazon_window(seller, mkt)
+                if r.HasField("amazon"):
+                    rates[(seller, mkt)] = r
+            if time.monotonic() > deadline:
+                say("  Amazon's figures did not show through the API in time; see the metrics log")
+                return False
+            await asyncio.sleep(0.3)
+        say(
+            f"  {'seller account':<16} {'mkt':<4} {'Amazon 7 days (UTC)':<24} {'ours':>14}"
+            f" {'Amazon':>14}  difference"
+        )
+        for (seller, mkt), r in sorted(rates.items()):
+            start = r.window_start.ToDatetime().strftime("%m-%d")
+            end = (r.window_end.ToDatetime() - timedelta(minutes=1)).strftime("%m-%d")
+            ours = f"{r.cancelled_orders}/{r.total_orders} {r.rate:.2%}"
+            a = r.amazon
+            theirs = f"{a.cancelled_orders}/{a.total_orders} {float(a.rate):.2%}"
+            say(
+                f"  {seller:<16} {marketplace(mkt).country:<4} {start}..{end:<17} {ours:>14} {theirs:>14}"
+                f"  {float(a.difference):+.2%}"
+            )
+    alerts = await read_alerts(settings, want_difference=True)
     say()
-    say("The API is up. Try it with grpcurl (`make grpcurl` installs it into .local/bin):")
-    say(f"  grpcurl -plaintext {a} list")
-    say(
-        f'  grpcurl -plaintext -d \'{{"seller_account":"{V2026_SELLER}","marketplace_id":"A1PA6795UKMFR9",'
-        f'"window_kind":"WINDOW_KIND_LIVE"}}\' {a} cancelguard.v1.MetricsService/GetCancellationRate'
+    say(f"Alerts on {settings.alerts_topic} ({len(alerts)})")
+    for alert in alerts:
+        country = marketplace(alert.marketplace_id).country
+        say(f"  {alert.seller_account:<16} {country:<4} {alert_messages.describe(alert)}")
+    return any(a.WhichOneof("body") == "amazon_difference" for a in alerts)
+
+
+async def read_alerts(
+    settings: Settings, *, want_difference: bool, timeout: float = 30.0
+) -> list[alert_pb2.Alert]:
+    """Every alert on the topic, once the difference alert (published last) is among them."""
+    consumer = AIOKafkaConsumer(
+        settings.alerts_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
     )
-    say(
-        "  grpcurl -plaintext -d "
-        f'\'{{"seller_account":"{V0_SELLER}","marketplace_id":"ATVPDKIKX0DER"}}\' '
-        f"{a} cancelguard.v1.OrderService/ListCancellationRequests"
-    )
-    say(f"  grpcurl -plaintext {a} grpc.health.v1.Health/Check")
-    say("Press Ctrl-C to stop everything.")
+    await consumer.start()
+    found: dict[str, alert_pb2.Alert] = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    alert = alert_messages.decode(record.value)
+                    found.setdefault(alert.alert_id, alert)  # a re-published duplicate: the same id
+            if not want_difference or any(
+                a.WhichOneof("body") == "amazon_difference" for a in found.values()
+            ):
+                break
+    finally:
+        await consumer.stop()
+    return list(found.values())
 
 
 # --- the Amazon side: two seller accounts served by the SP-API simulator -----------------------------
@@ -237,6 +469,9 @@ class ShopResult:
     amazon_window: dict[str, Any]
     rules: dict[str, dict[str, int]]  # rule -> {"api": n, "truth": n}
     missing: int
+    # Amazon's own figure for the Amazon-aligned window, beside ours (from the seller performance
+    # report the pollers fetched): None until it has arrived
+    amazon: dict[str, Any] | None = None
     open_requests: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -247,6 +482,19 @@ class ShopResult:
             and self.missing == 0
             and all(r["api"] == r["truth"] for r in self.rules.values())
         )
+
+
+def _amazon(rate: metrics_pb2.CancellationRate) -> dict[str, Any] | None:
+    if not rate.HasField("amazon"):
+        return None
+    a = rate.amazon
+    return {
+        "orders": a.total_orders,
+        "cancelled": a.cancelled_orders,
+        "rate": a.rate,
+        "status": a.status,
+        "difference": a.difference,
+    }
 
 
 def _window(rate: metrics_pb2.CancellationRate, truth: dict[str, Any], suffix: str) -> dict[str, Any]:
@@ -321,6 +569,7 @@ async def read_results(settings: Settings, truth: dict[str, Any]) -> list[ShopRe
                         ),
                         dict(sorted(rules.items())),
                         missing,
+                        _amazon(rates[metrics_pb2.WINDOW_KIND_AMAZON_ALIGNED]),
                     )
                 )
         for shop in out:
@@ -347,7 +596,9 @@ async def read_results(settings: Settings, truth: dict[str, Any]) -> list[ShopRe
     return out
 
 
-async def wait_for_results(settings: Settings, sim: Simulator, bridge: SimulatorBridge) -> list[ShopResult]:
+async def wait_for_attribution(
+    settings: Settings, sim: Simulator, bridge: SimulatorBridge
+) -> list[ShopResult]:
     """Reads the API until it agrees with the truth, or a minute passes (then it shows what differs)."""
     deadline = time.monotonic() + 60
     last = ""
@@ -364,12 +615,13 @@ async def wait_for_results(settings: Settings, sim: Simulator, bridge: Simulator
             if line != last:
                 say(line)
                 last = line
-            if all(shop.matches for shop in results) or time.monotonic() > deadline:
+            complete = all(shop.matches and shop.amazon is not None for shop in results)
+            if complete or time.monotonic() > deadline:
                 return results
             await asyncio.sleep(1.0)
 
 
-def print_results(results: list[ShopResult]) -> None:
+def print_attribution(results: list[ShopResult]) -> None:
     say()
     say("Cancellation Rate per seller account and marketplace, and how its cancellations were attributed")
     for shop in results:
@@ -391,6 +643,26 @@ def print_results(results: list[ShopResult]) -> None:
         verdict = "matches" if shop.matches else "MISMATCH"
         say(f"    the rates and every order's rule, against the simulator's ground truth -> {verdict}")
     say()
+    reported = [shop for shop in results if shop.amazon is not None]
+    say(
+        "Amazon's own figure arrives (the seller performance reports the pollers fetched: "
+        f"{len(reported)} windows), beside ours for the same 7 days"
+    )
+    for shop in reported:
+        a = shop.amazon
+        assert a is not None
+        country = marketplace(shop.marketplace_id).country
+        ours = f"{shop.amazon_window['cancelled']}/{shop.amazon_window['orders']}"
+        say(
+            f"  {shop.seller_account} {country:<3} ours {ours:<7} Amazon's {a['cancelled']}/{a['orders']:<5} "
+            f"difference {float(a['difference']):+.2%}"
+            + (
+                "  (Orders API v0 cannot say who cancelled)"
+                if shop.orders_api == "v0" and a["difference"]
+                else ""
+            )
+        )
+    say()
     say("Open cancellation requests, with the action to take")
     for shop in results:
         country = marketplace(shop.marketplace_id).country
@@ -404,12 +676,73 @@ def print_results(results: list[ShopResult]) -> None:
                 say(f"  {'':<20}reply ({o['reply_language']}): {o['reply'][:100]}...")
 
 
-def results_json(results: list[ShopResult], report_import: str) -> dict[str, Any]:
+def results_json(
+    results: list[ShopResult], report_import: str, alerts: list[alert_pb2.Alert]
+) -> dict[str, Any]:
     return {
         "matches": all(s.matches for s in results),
         "accounts": [{**asdict(s), "matches": s.matches} for s in results],
         "report_import": report_import.splitlines(),
+        "alerts": [
+            {
+                "seller_account": a.seller_account,
+                "marketplace_id": a.marketplace_id,
+                "kind": a.WhichOneof("body"),
+                "says": alert_messages.describe(a),
+            }
+            for a in alerts
+        ],
     }
+
+
+def grpcurl_hints(settings: Settings) -> None:
+    a = f"127.0.0.1:{settings.api_port}"
+    say()
+    say("The API is up. Try it with grpcurl (`make grpcurl` installs it into .local/bin):")
+    say(f"  grpcurl -plaintext {a} list")
+    say(
+        f'  grpcurl -plaintext -d \'{{"seller_account":"A1DEMOSELLERUS","marketplace_id":"ATVPDKIKX0DER",'
+        f'"window_kind":"WINDOW_KIND_LIVE"}}\' {a} cancelguard.v1.MetricsService/GetCancellationRate'
+    )
+    say(
+        "  grpcurl -plaintext -d "
+        '\'{"seller_account":"A1DEMOSELLERUS","marketplace_id":"A1PA6795UKMFR9"}\' '
+        f"{a} cancelguard.v1.OrderService/ListCancellationRequests"
+    )
+    say(f"  grpcurl -plaintext {a} grpc.health.v1.Health/Check")
+    say("Press Ctrl-C to stop everything.")
+
+
+async def show_scenario(settings: Settings) -> bool:
+    """Publish the scenario, wait until the API shows all of it, print the result; True if it matches."""
+    now = datetime.now(UTC)
+    scenario = generate(now)
+    expected = scenario.expected()
+    say(
+        f"publishing the demo scenario: {len(scenario.notifications)} ORDER_CHANGE notifications and "
+        f"{len(scenario.messages)} buyer messages for {len(scenario.stories)} orders"
+    )
+    started = time.monotonic()
+    await publish(settings, scenario)
+    live = await wait_for_results(settings, expected)
+    say(f"  all visible through the API {time.monotonic() - started:.1f}s after publishing started")
+    ok = await print_results(settings, expected, live)
+    return await amazon_and_alerts(settings, sorted(expected)) and ok
+
+
+async def run_attached(timeout: float = 120.0) -> int:
+    """The demo against services that run already, in their own namespace."""
+    settings = Settings()
+    say(f"attaching: Kafka at {settings.kafka_bootstrap}, the API at 127.0.0.1:{settings.api_port}")
+    deadline = time.monotonic() + timeout
+    for name in SERVICES:
+        address = f"127.0.0.1:{health_port(settings, name)}"
+        while await health_status(address) != SERVING:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {name} service at {address} is not SERVING after {timeout:.0f}s")
+            await asyncio.sleep(0.5)
+        say(f"  {name} at {address}: SERVING")
+    return 0 if await show_scenario(settings) else 1
 
 
 async def run(*, keep_running: bool, log_dir: Path, as_json: bool = False) -> int:
@@ -438,8 +771,10 @@ async def run(*, keep_running: bool, log_dir: Path, as_json: bool = False) -> in
                 "accounts_file": str(write_accounts(sim, base, log_dir)),
                 "poll_interval_s": 0.5,
                 "report_poll_interval_s": 0.5,
-                "unshipped_report_interval_s": 3600.0,
-                "performance_report_interval_s": 3600.0,
+                # the reports poller asks again every few seconds: the last report, after the replay,
+                # is the one of the whole week (Amazon's figure beside ours)
+                "unshipped_report_interval_s": 5.0,
+                "performance_report_interval_s": 5.0,
             }
         )
         services = ServiceProcesses(settings, log_dir)
@@ -471,13 +806,19 @@ async def run(*, keep_running: bool, log_dir: Path, as_json: bool = False) -> in
             imported = await import_unshipped_report(settings, sim, base, log_dir)
             for line in imported.splitlines():
                 say(f"  {line}")
-            results = await wait_for_results(settings, sim, bridge)
+            results = await wait_for_attribution(settings, sim, bridge)
             say(f"  all read back through the API {time.monotonic() - started:.1f}s after the replay started")
             ok = all(shop.matches for shop in results)
+            alerts = await read_alerts(settings, want_difference=True)
             if as_json:
-                print(json.dumps(results_json(results, imported), indent=2))
+                print(json.dumps(results_json(results, imported, alerts), indent=2))
             else:
-                print_results(results)
+                print_attribution(results)
+                say()
+                say(f"Alerts on {settings.alerts_topic} ({len(alerts)})")
+                for alert in alerts:
+                    country = marketplace(alert.marketplace_id).country
+                    say(f"  {alert.seller_account:<16} {country:<4} {alert_messages.describe(alert)}")
             if keep_running:
                 grpcurl_hints(settings)
                 stop = asyncio.Event()
@@ -495,12 +836,14 @@ async def run(*, keep_running: bool, log_dir: Path, as_json: bool = False) -> in
     return 0 if ok else 1
 
 
-def main(keep_running: bool, as_json: bool = False) -> int:
+def main(keep_running: bool, attach: bool = False, as_json: bool = False) -> int:
     global say
     log_dir = Path(os.environ.get("CANCELGUARD_DEMO_LOGS", ".local/demo-logs")).resolve()
     if as_json:  # stdout is the JSON document; the story goes to stderr
         say = _say_to_stderr
     try:
+        if attach:
+            return asyncio.run(run_attached())
         return asyncio.run(run(keep_running=keep_running, log_dir=log_dir, as_json=as_json))
     except KeyboardInterrupt:
         return 130

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
@@ -39,6 +40,19 @@ async def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int, r
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 raise for_code(code)(f"cannot create topic {topic}: {message}")
         log.info("created topics", extra={"topics": missing, "partitions": partitions})
+    finally:
+        await admin.close()
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of a topic ([] when it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        for found in await admin.describe_topics([topic]):
+            if found.get("topic") == topic and not found.get("error_code"):
+                return sorted(p.get("partition", p.get("partition_index")) for p in found["partitions"])
+        return []
     finally:
         await admin.close()
 
@@ -86,6 +100,21 @@ async def publish(
         await stop_producer(producer)
 
 
+async def take_all_partitions(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> list[TopicPartition]:
+    """Every partition of the one topic a started consumer without a group is subscribed to, assigned
+    to it by hand: a subscription would deal them again on a metadata update and reset their positions.
+    A topic not known by then is an error (the services create theirs at start), raised as a
+    TimeoutError so that callers retry."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := sorted(consumer.assignment())):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no partitions of {consumer.subscription()} known after {timeout_s:.0f}s")
+        await asyncio.sleep(0.05)
+    consumer.unsubscribe()
+    consumer.assign(found)
+    return found
+
+
 def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384) -> AIOKafkaProducer:
     """acks=all + idempotence: a retried send is written once, in order, per partition. A bulk sender
     whose records share one key (one partition) wants bigger batches: one round trip per batch."""
@@ -98,6 +127,28 @@ def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384)
         max_batch_size=max_batch_size,
         request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
     )
+
+
+async def renew_producer(
+    old: AIOKafkaProducer, bootstrap: str, *, client_id: str, max_batch_size: int = 16384
+) -> AIOKafkaProducer:
+    """A fresh idempotent producer in place of one whose send failed.
+
+    After a batch expires during an outage, an idempotent producer's sequence numbers have a gap the
+    broker refuses for good (OutOfOrderSequenceNumber), so retrying with it would fail forever. A new
+    producer has a new producer id; the records it re-sends are events with deterministic ids, which
+    the metrics service folds in idempotently. Raises KafkaError while the broker is still away."""
+    try:
+        await asyncio.wait_for(old.stop(), 2.0)
+    except Exception as exc:  # its unsent records are re-sent by the caller; nothing to keep
+        log.info("abandoned a producer that could not flush: %s", exc)
+    producer = new_producer(bootstrap, client_id=client_id, max_batch_size=max_batch_size)
+    try:
+        await producer.start()
+    except BaseException:
+        await stop_producer(producer)
+        raise
+    return producer
 
 
 async def stop_producer(producer: AIOKafkaProducer) -> None:

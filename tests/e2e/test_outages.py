@@ -12,7 +12,6 @@ import json
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -35,24 +34,9 @@ OUTAGE_S = 30
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-def _settings(kafka_bootstrap: str, postgres_dsn: str) -> Settings:
-    namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    return Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        postgres_dsn=postgres_dsn,
-        postgres_schema=namespace,
-        topic_prefix=f"{namespace}.",
-        topic_partitions=3,
-        api_port=find_free_port(),
-        ingestion_health_port=find_free_port(),
-        metrics_health_port=find_free_port(),
-        api_metrics_port=0,
-        ingestion_metrics_port=0,
-        metrics_metrics_port=0,
-        batch_timeout_ms=50,
-        probe_interval_s=0.5,
-        outage_limit_s=120,
-    )
+def _outage_settings(settings: Settings, **where: str) -> Settings:
+    """The test's settings pointed at its own Kafka or Postgres, with quick probes."""
+    return settings.model_copy(update={**where, "probe_interval_s": 0.5, "outage_limit_s": 120})
 
 
 async def _health(settings: Settings, names: tuple[str, ...]) -> dict[str, int | None]:
@@ -81,7 +65,9 @@ async def _rates(settings: Settings, scenario: Scenario) -> dict[tuple[str, str]
         return seen
 
 
-async def _until_exact(settings: Settings, scenario: Scenario, timeout: float = 120) -> None:
+async def _until_exact(
+    settings: Settings, scenario: Scenario, services: ServiceProcesses, timeout: float = 120
+) -> None:
     want = {k: (e.orders, e.cancellations) for k, e in scenario.expected().items()}
     deadline = time.monotonic() + timeout
     while True:
@@ -91,7 +77,8 @@ async def _until_exact(settings: Settings, scenario: Scenario, timeout: float = 
             seen = {}
         if seen == want:
             return
-        assert time.monotonic() < deadline, f"API shows {seen}, scenario says {want}"
+        logs = "\n".join(f"--- {n}:\n{services.log_tail(n, 25)}" for n in services.procs)
+        assert time.monotonic() < deadline, f"API shows {seen}, scenario says {want}\n{logs}"
         await asyncio.sleep(0.3)
 
 
@@ -134,11 +121,11 @@ def own_dir() -> Iterator[Path]:
 
 
 async def test_postgres_away_for_30s_the_services_stay_up_not_serving_and_end_exact(
-    kafka_bootstrap: str, own_dir: Path
+    settings: Settings, own_dir: Path
 ) -> None:
     postgres = LocalPostgres(own_dir / "postgres", port=find_free_port(), say=lambda _: None)
     dsn = postgres.start()
-    settings = _settings(kafka_bootstrap, dsn)
+    settings = _outage_settings(settings, postgres_dsn=dsn)
     services = ServiceProcesses(settings, own_dir / "logs")
     scenario = generate(datetime.now(UTC), seed=31)
     first, second = _halves(scenario)
@@ -153,7 +140,7 @@ async def test_postgres_away_for_30s_the_services_stay_up_not_serving_and_end_ex
         await _outage(services, OUTAGE_S)
         postgres.start()
         await _until_health(settings, ("ingestion", "metrics", "api"), SERVING)
-        await _until_exact(settings, scenario)
+        await _until_exact(settings, scenario, services)
     finally:
         codes = services.stop()
         if postgres.is_running():
@@ -166,7 +153,7 @@ async def test_postgres_away_for_30s_the_services_stay_up_not_serving_and_end_ex
 
 
 async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recovers_exact(
-    postgres_dsn: str, own_dir: Path
+    settings: Settings, own_dir: Path
 ) -> None:
     try:
         dist = KafkaDist(say=lambda _: None).ensure()
@@ -177,7 +164,7 @@ async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recover
         own_dir / "kafka", port=port, controller_port=find_free_port(), dist=dist, say=lambda _: None
     )
     bootstrap = broker.start()
-    settings = _settings(bootstrap, postgres_dsn)
+    settings = _outage_settings(settings, kafka_bootstrap=bootstrap)
     services = ServiceProcesses(settings, own_dir / "logs")
     scenario = generate(datetime.now(UTC), seed=32)
     first, second = _halves(scenario)
@@ -193,7 +180,7 @@ async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recover
         broker.start()  # same port, same data: the topics and the records so far are still there
         await _until_health(settings, ("ingestion", "metrics", "api"), SERVING, timeout=120)
         await publish(settings, second)
-        await _until_exact(settings, scenario)
+        await _until_exact(settings, scenario, services)
     finally:
         codes = services.stop()
         if broker.is_running():

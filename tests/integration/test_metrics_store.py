@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from cancelguard import db
+from cancelguard.domain.lifecycle import fold
 from cancelguard.domain.model import Channel, OrderEvent, OrderKey, OrderSnapshot, OrderStatus, Source
 from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.windows import live_window
@@ -108,6 +109,28 @@ async def test_duplicate_events_at_new_offsets_change_nothing(store: Store) -> N
     for batch in batches(events, start=len(events)):
         await store.apply_batch(GROUP, [batch])
     assert await totals(store, scenario) == truth(scenario)
+
+
+async def test_five_percent_duplicated_events_on_another_partition_have_no_effect(store: Store) -> None:
+    """At-least-once delivery upstream (SQS redelivery, a poll overlapping a notification): 5% of the
+    events arrive twice, the copy on another partition, in another batch."""
+    scenario = generate(NOW, seed=6)
+    events = scenario_events(scenario)
+    rng = random.Random(3)
+    copies = rng.sample(events, len(events) * 5 // 100)
+    main = list(events)
+    rng.shuffle(copies)
+    for batch in batches(main, partition=0, size=200):
+        await store.apply_batch(GROUP, [batch])
+    for batch in batches(copies, partition=1, size=37):
+        await store.apply_batch(GROUP, [batch])
+    assert await totals(store, scenario) == truth(scenario)
+    by_order: dict[OrderKey, list[OrderEvent]] = {}
+    for e in events:
+        by_order.setdefault(e.key, []).append(e)
+    for key, order_events in by_order.items():
+        stored = await store.get_order(key)
+        assert stored == fold(order_events), key
 
 
 async def test_arrival_order_and_batch_cuts_do_not_matter(store: Store) -> None:

@@ -9,7 +9,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from cancelguard.domain.attribution import attribute
 from cancelguard.domain.model import REASON_NO_INVENTORY, InvalidInput, Order, OrderKey
 from cancelguard.domain.policy import CancellationPolicy, PolicyBook
 from cancelguard.domain.projection import roll_off, what_if
-from cancelguard.domain.suppression import suppression_risks
+from cancelguard.domain.requests import open_request
 from cancelguard.domain.windows import (
     BUCKET,
     CancellationRate,
@@ -37,7 +37,7 @@ from cancelguard.domain.windows import (
     rate_status,
     window_for,
 )
-from cancelguard.metrics.store import Store, open_request
+from cancelguard.metrics.store import Store
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
 log = logging.getLogger("cancelguard.api")
@@ -131,7 +131,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def _order(
         self, request: orders_pb2.GetOrderRequest | orders_pb2.EvaluateCancellationRequest
     ) -> tuple[CancellationPolicy, Order]:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
         key = OrderKey(
             validation.identifier(request.seller_account, "seller_account"),
             request.marketplace_id,
@@ -156,7 +156,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def ListCancellationRequests(
         self, request: orders_pb2.ListCancellationRequestsRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.ListCancellationRequestsResponse:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         size = validation.page_size(request.page_size)
         query = {"rpc": "ListCancellationRequests", "seller": seller, "marketplace": request.marketplace_id}
@@ -175,7 +175,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             request_at = open_request(last)
             assert request_at is not None  # the store listed it for its open request
             response.next_page_token = self.page_tokens.encode(
-                query, {"at": request_at[1].isoformat(), "id": last.key.amazon_order_id}
+                query, {"at": request_at.requested_at.isoformat(), "id": last.key.amazon_order_id}
             )
         return response
 
@@ -245,18 +245,23 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRate:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
         rate = await _rate(self.store, seller, request.marketplace_id, window, policy)
-        return convert.rate_message(seller, request.marketplace_id, rate, policy, now)
+        response = convert.rate_message(seller, request.marketplace_id, rate, policy, now)
+        if window.kind is WindowKind.AMAZON_ALIGNED:  # Amazon's own figure for it, when reported
+            figure = await self.store.amazon_figure(seller, request.marketplace_id, window.start, window.end)
+            if figure is not None:
+                response.amazon.CopyFrom(convert.amazon_message(figure))
+        return response
 
     @rpc
     async def ProjectCancellationRate(
         self, request: metrics_pb2.ProjectCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRateProjection:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         order_ids = validation.order_ids(request.amazon_order_ids)
         reason = validation.text(request.cancel_reason, "cancel_reason", max_len=64) or REASON_NO_INVENTORY
@@ -294,7 +299,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetRollOff(
         self, request: metrics_pb2.GetRollOffRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.RollOff:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         as_of = _as_of(request, now)
@@ -337,13 +342,14 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def ListSuppressionRisks(
         self, request: metrics_pb2.ListSuppressionRisksRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.ListSuppressionRisksResponse:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.store.policy_book(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         as_of = _as_of(request, datetime.now(UTC))
-        since = as_of - timedelta(days=policy.suppression_days)
-        orders = await self.store.orders_purchased(seller, request.marketplace_id, since, as_of + BUCKET)
+        risks = await self.store.suppression_risks(
+            seller, request.marketplace_id, as_of, policy.suppression_days
+        )
         response = metrics_pb2.ListSuppressionRisksResponse()
-        for risk in suppression_risks(orders, policy, as_of):
+        for risk in risks:
             response.risks.add(
                 seller_sku=risk.seller_sku,
                 amazon_order_ids=risk.amazon_order_ids,

@@ -14,9 +14,10 @@ cursors) only after it returns True.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -180,9 +181,17 @@ class Sender:
     count stays the same: keys are seller account + marketplace, so there are few.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, dependencies: Dependencies) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        dependencies: Dependencies,
+        *,
+        renew: Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]] | None = None,
+    ) -> None:
         self.producer = producer
         self.dependencies = dependencies
+        # after a failed send the idempotent producer may refuse every later one: see kafka.renew_producer
+        self.renew = renew
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}  # topic -> its partitions, as last seen
         self._of_key: dict[tuple[str, bytes], int] = {}
@@ -202,6 +211,9 @@ class Sender:
                 await self.dependencies.wait_retry(delay, stop)
                 if stop.is_set():
                     return False
+                if self.renew is not None:
+                    with contextlib.suppress(KafkaError):  # still away: the next round waits longer
+                        self.producer = await self.renew(self.producer)
                 continue
             await self.dependencies.up(KAFKA)
             return True

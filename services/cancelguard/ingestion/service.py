@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 
@@ -37,7 +37,7 @@ from cancelguard.runtime import Dependencies, HealthServer
 
 log = logging.getLogger("cancelguard.ingestion")
 
-GROUP_ID = "cancelguard-ingestion"
+GROUP_ID = CLIENT_ID = "cancelguard-ingestion"
 
 RECORDS = Counter(
     "cancelguard_ingestion_records_total",
@@ -113,9 +113,9 @@ class IngestionService:
         )
         # big batches: one produce request carries a whole partition's share of a consumed batch
         self.producer = kafka.new_producer(
-            settings.kafka_bootstrap, client_id="cancelguard-ingestion", max_batch_size=BATCH_BYTES
+            settings.kafka_bootstrap, client_id=CLIENT_ID, max_batch_size=BATCH_BYTES
         )
-        self.sender = Sender(self.producer, self.dependencies)
+        self.sender = Sender(self.producer, self.dependencies, renew=self._renew_producer)
         self._route = Route(settings, stage="ingestion")
         self._counters: dict[tuple[Counter, tuple[str, ...]], Any] = {}
         self.consumer = AIOKafkaConsumer(
@@ -216,6 +216,12 @@ class IngestionService:
 
     async def send_all(self, outgoing: Sequence[Outgoing], stop: asyncio.Event) -> bool:
         return await self.sender.send_all(outgoing, stop)
+
+    async def _renew_producer(self, old: AIOKafkaProducer) -> AIOKafkaProducer:
+        self.producer = await kafka.renew_producer(
+            old, self.settings.kafka_bootstrap, client_id=CLIENT_ID, max_batch_size=BATCH_BYTES
+        )
+        return self.producer
 
     async def _close(self) -> None:
         try:

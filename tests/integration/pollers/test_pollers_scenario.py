@@ -176,21 +176,25 @@ async def equals_truth(settings: Settings, sim: Simulator, api: OrdersApi, as_of
         raise AssertionError(f"{len(problems)} differences:\n" + "\n".join(problems[:40])) from None
 
 
-async def rules_in_store(settings: Settings) -> Counter[str]:
-    import asyncpg
+async def rules_in_store(settings: Settings, truth: dict[str, Any]) -> Counter[str]:
+    """The attribution rule of every stored order of the truth, as the API would give it."""
+    from cancelguard import db
 
-    conn = await asyncpg.connect(
-        settings.postgres_dsn, server_settings={"search_path": settings.postgres_schema}
-    )
+    pool = await db.create_pool(dsn=settings.postgres_dsn, schema=settings.postgres_schema)
+    policies = PolicyBook()
+    rules: Counter[str] = Counter()
     try:
-        return Counter(
-            {
-                r["rule"]: r["n"]
-                for r in await conn.fetch("SELECT rule, count(*) AS n FROM orders GROUP BY rule")
-            }
-        )
+        store = Store(pool, policies)
+        by_shop: dict[tuple[str, str], list[str]] = {}
+        for o in truth["orders"]:
+            by_shop.setdefault((o["seller_id"], o["marketplace_id"]), []).append(o["amazon_order_id"])
+        for (seller, mkt), ids in by_shop.items():
+            policy = policies.for_marketplace(mkt)
+            found = await store.get_orders(seller, mkt, ids)
+            rules.update(attribute(order, policy).rule.value for order in found.values())
     finally:
-        await conn.close()
+        await pool.close()
+    return rules
 
 
 @pytest.mark.timeout(600)
@@ -204,8 +208,8 @@ async def test_a_week_of_three_sellers_in_four_marketplaces_ends_as_the_truth(
         async with running(IngestionService(settings), MetricsService(settings)):
             facts = await run_world(settings, s, sim, base, api, until=until)
             await equals_truth(settings, sim, api, until)
-        rules = await rules_in_store(settings)
-    truth = ground_truth(sim.world, until)
+        truth = ground_truth(sim.world, until)
+        rules = await rules_in_store(settings, truth)
     assert len(truth["orders"]) > 3 * 4 * 7 * 4, "the world is smaller than the test means"
     want = Counter(o["rule" if api is OrdersApi.V2026 else "rule_v0"] for o in truth["orders"])
     assert rules == want

@@ -238,12 +238,16 @@ class PollersService:
         for p in self.pollers:
             seller = p.account.seller_id
             orders, reports = _step(p.orders.poll_once, stop), _step(p.reports.run_due, stop)
+            # look for due reports at least as often as the shortest report interval asks
+            reports_every = min(
+                REPORTS_CHECK_S, s.unshipped_report_interval_s, s.performance_report_interval_s
+            )
             tasks += [
                 asyncio.create_task(
                     self._loop("orders", p, orders, s.poll_interval_s, stop), name=f"orders {seller}"
                 ),
                 asyncio.create_task(
-                    self._loop("reports", p, reports, REPORTS_CHECK_S, stop), name=f"reports {seller}"
+                    self._loop("reports", p, reports, reports_every, stop), name=f"reports {seller}"
                 ),
                 asyncio.create_task(self._enrich(p, stop), name=f"enrichment {seller}"),
             ]
