@@ -1,7 +1,7 @@
 """`cancelguard`: one command for people and for the service processes.
 
 cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
-cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
+cancelguard demo [--json]                the whole pipeline on the SP-API simulator; prints the result, exits
 cancelguard demo --attach                the same against services that run already (Compose, Kubernetes)
 cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api|pollers
@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the services run already (Compose, Kubernetes): only publish the scenario to "
         "CANCELGUARD_KAFKA_BOOTSTRAP and read the result through the API on 127.0.0.1:CANCELGUARD_API_PORT",
     )
+    demo_cmd.add_argument("--json", action="store_true", help="print the result as JSON (progress on stderr)")
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
@@ -375,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("demo", "run"):
             from cancelguard import demo
 
-            return demo.main(keep_running=args.command == "run", attach=getattr(args, "attach", False))
+            return demo.main(
+                keep_running=args.command == "run",
+                attach=getattr(args, "attach", False),
+                as_json=getattr(args, "json", False),
+            )
         if args.command == "serve":
             return _serve(args.service)
         if args.command == "health":

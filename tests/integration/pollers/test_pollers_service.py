@@ -31,7 +31,7 @@ from cancelguard.runtime import NOT_SERVING, SERVING
 from cancelguard.simulator.spapi.generator import ScenarioSpec
 from cancelguard.simulator.spapi.render import order_change
 from cancelguard.simulator.spapi.server import Simulator, build_simulator
-from cancelguard.simulator.spapi.testing import serving
+from cancelguard.simulator.spapi.testing import SimulatedTime, serving
 
 pytestmark = pytest.mark.integration
 
@@ -186,33 +186,74 @@ async def _is(address: str, status: int) -> bool:
 async def test_health_is_not_serving_while_the_token_endpoint_is_down_and_it_is_not_hammered(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The token providers run on the simulator's clock, frozen here: however often the loops try while
+    it stands still, no account asks the endpoint again within its cool-down; each move of the clock
+    past it allows one more round of at most 3 attempts per account. (With no cool-down, the first
+    check fails: 12 requests where 6 may be.)"""
     sim = world()
+    sim.clock.freeze(True)
     sim.faults.token_endpoint_down = True
     async with serving(sim) as base:
         s = pollers_settings(settings).model_copy(
             update={
                 "accounts_file": str(write_accounts(sim, base, tmp_path, monkeypatch)),
-                "poll_interval_s": 0.1,
+                "poll_interval_s": 0.05,
                 "probe_interval_s": 0.1,
                 "outage_limit_s": 1.0,  # Amazon's outage must not make the service exit
             }
         )
-        service = PollersService(s, connection_options=QUICK)
+        service = PollersService(s, connection_options=QUICK, clock=SimulatedTime(sim), now=sim.clock.now)
         address = f"127.0.0.1:{s.pollers_health_port}"
+        accounts, attempts = 2, 3  # QUICK's backoff: 3 attempts, then the cool-down
+        cooldown = QUICK["token_failure_cooldown_s"]
+        assert isinstance(cooldown, float)
         async with running(service) as task:
             await wait_for(lambda: _down(service), "Amazon's token endpoint reported down")
             assert await wait_for(lambda: _is(address, NOT_SERVING), "NOT_SERVING")
-            sim.stats.clear()
-            started = time.monotonic()
-            await asyncio.sleep(4.0)
-            elapsed = time.monotonic() - started
-            assert await health_status(address) == NOT_SERVING and not task.done()
-            # per account: at most 3 attempts per cool-down of 1 s, whatever the number of its loops
-            cooldowns = elapsed / QUICK["token_failure_cooldown_s"] + 1  # type: ignore[operator]
-            assert 0 < sim.stats["lwa.token"] <= 2 * 3 * cooldowns, dict(sim.stats)
+            first = sim.stats["lwa.token"]
+            assert 0 < first <= accounts * attempts
+            for _ in range(3):
+                tries = _failed_steps()
+                await wait_for(lambda t=tries: _more_failed_steps(t, 20), "the loops try again, failing fast")
+                assert sim.stats["lwa.token"] == first, "the endpoint was asked within the cool-down"
+                sim.clock.advance(cooldown + 0.1)
+                await wait_for(
+                    lambda f=first: _asked_again(sim, f), "one more round once the cool-down is over"
+                )
+                tries = _failed_steps()
+                await wait_for(lambda t=tries: _more_failed_steps(t, 20), "that round over")
+                assert sim.stats["lwa.token"] - first <= accounts * attempts
+                first = sim.stats["lwa.token"]
+            # longer than the outage limit, and still up: a restart would not bring Amazon back
+            assert service.dependencies is not None
+            since = service.dependencies.down_since[AMAZON]
+            await wait_for(lambda: _later_than(since + s.outage_limit_s), "past the outage limit")
+            assert not task.done() and await health_status(address) == NOT_SERVING
             sim.faults.token_endpoint_down = False
+            sim.clock.advance(cooldown + 0.1)
             assert await wait_for(lambda: _is(address, SERVING), "SERVING again", timeout=30)
             assert await wait_for(lambda: _polled(sim), "both accounts polled", timeout=30)
+
+
+def _failed_steps() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        REGISTRY.get_sample_value("cancelguard_pollers_steps_total", {"kind": k, "outcome": "failed"}) or 0.0
+        for k in ("orders", "reports", "enrichment")
+    )
+
+
+async def _more_failed_steps(before: float, more: int) -> bool:
+    return _failed_steps() >= before + more
+
+
+async def _asked_again(sim: Simulator, before: int) -> bool:
+    return sim.stats["lwa.token"] > before
+
+
+async def _later_than(deadline: float) -> bool:
+    return time.monotonic() > deadline
 
 
 async def _down(service: PollersService) -> bool:

@@ -23,11 +23,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aiohttp
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import Counter
 
 from cancelguard import db, kafka
@@ -52,8 +53,10 @@ from cancelguard.runtime import Dependencies, HealthServer, OutageTooLong, backo
 log = logging.getLogger("cancelguard.pollers")
 
 POSTGRES, AMAZON = "Postgres", "Amazon's token endpoint"
+CLIENT_ID = "cancelguard-pollers"
 REPORTS_CHECK_S = 60.0  # how often the reports poller looks whether a report is due
 ENRICH_IDLE_S = 5.0  # how often an enricher looks for rows due again (new rows wake it at once)
+MORE = object()  # what a step returns when more work is due at once
 
 DOCUMENTS = Counter(
     "cancelguard_pollers_documents_total",
@@ -105,12 +108,12 @@ class PollersService:
         self.clock = clock
         self.now = now
         self.health = HealthServer("cancelguard.pollers", settings.bind_host, settings.pollers_health_port)
-        self.producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-pollers")
+        self.producer = kafka.new_producer(settings.kafka_bootstrap, client_id=CLIENT_ID)
         self.consumer = AIOKafkaConsumer(
             settings.order_change_topic,
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=GROUP_ID,
-            client_id="cancelguard-pollers",
+            client_id=CLIENT_ID,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
@@ -187,7 +190,7 @@ class PollersService:
 
     def _build(self, pool: asyncpg.Pool, session: aiohttp.ClientSession, deps: Dependencies) -> None:
         s = self.settings
-        sender = Sender(self.producer, deps)
+        sender = Sender(self.producer, deps, renew=self._renew_producer)
         cursors = CursorStore(pool)
         queue = EnrichmentQueue(pool)
         for account in self.accounts.accounts:
@@ -238,14 +241,21 @@ class PollersService:
         for p in self.pollers:
             seller = p.account.seller_id
             orders, reports = _step(p.orders.poll_once, stop), _step(p.reports.run_due, stop)
+            # look for due reports at least as often as the shortest report interval asks
+            reports_every = min(
+                REPORTS_CHECK_S, s.unshipped_report_interval_s, s.performance_report_interval_s
+            )
             tasks += [
                 asyncio.create_task(
                     self._loop("orders", p, orders, s.poll_interval_s, stop), name=f"orders {seller}"
                 ),
                 asyncio.create_task(
-                    self._loop("reports", p, reports, REPORTS_CHECK_S, stop), name=f"reports {seller}"
+                    self._loop("reports", p, reports, reports_every, stop), name=f"reports {seller}"
                 ),
-                asyncio.create_task(self._enrich(p, stop), name=f"enrichment {seller}"),
+                asyncio.create_task(
+                    self._loop("enrichment", p, partial(self._enrich, p, stop), ENRICH_IDLE_S, stop, p.wake),
+                    name=f"enrichment {seller}",
+                ),
             ]
         tasks.append(asyncio.create_task(self._read_notifications(stop), name="notifications"))
         return tasks
@@ -273,18 +283,25 @@ class PollersService:
         step: Callable[[], Awaitable[object]],
         interval_s: float,
         stop: asyncio.Event,
+        wake: asyncio.Event | None = None,
     ) -> None:
+        """`step`, then a pause of `interval_s` (or less if woken; none if the step returned MORE), and
+        again; a failed step is logged by kind and waited out (`_failed`)."""
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()
             delay = interval_s
             try:
-                await step()
+                if await step() is MORE:
+                    delay = 0.0
                 POLLS.labels(kind, "ok").inc()
             except OutageTooLong:
                 raise
             except Exception as exc:
                 POLLS.labels(kind, "failed").inc()
                 delay = await self._failed(kind, p, exc, interval_s)
-            await _wait(delay, stop)
+            if delay:
+                await _wait(delay, stop, wake)
 
     async def _failed(self, kind: str, p: AccountPollers, exc: Exception, interval_s: float) -> float:
         """Log and classify a failed step; how long to wait before the next one."""
@@ -305,22 +322,9 @@ class PollersService:
         log.error("a poller step failed", exc_info=exc, extra=where)
         return interval_s
 
-    async def _enrich(self, p: AccountPollers, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            p.wake.clear()
-            delay = ENRICH_IDLE_S
-            try:
-                result = await p.enricher.drain_once(stop)
-                POLLS.labels("enrichment", "ok").inc()
-                if result.calls >= p.enricher.batch:
-                    delay = 0.0  # more are due
-            except OutageTooLong:
-                raise
-            except Exception as exc:
-                POLLS.labels("enrichment", "failed").inc()
-                delay = await self._failed("enrichment", p, exc, ENRICH_IDLE_S)
-            if delay:
-                await _wait(delay, stop, p.wake)
+    async def _enrich(self, p: AccountPollers, stop: asyncio.Event) -> object:
+        result = await p.enricher.drain_once(stop)
+        return MORE if result.calls >= p.enricher.batch else None
 
     async def _read_notifications(self, stop: asyncio.Event) -> None:
         assert self.reader is not None and self.dependencies is not None
@@ -335,6 +339,11 @@ class PollersService:
                 await self.dependencies.wait_retry(next(delays), stop)
             else:
                 delays = backoff_delays()
+
+    async def _renew_producer(self, old: AIOKafkaProducer) -> AIOKafkaProducer:
+        """After a failed send (see kafka.renew_producer); the one producer all loops share."""
+        self.producer = await kafka.renew_producer(old, self.settings.kafka_bootstrap, client_id=CLIENT_ID)
+        return self.producer
 
     async def _close(self) -> None:
         try:
