@@ -4,7 +4,9 @@ cancelguard up | down | status           the local Kafka + Postgres (see deploy/
 cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
 cancelguard demo --attach                the same against services that run already (Compose, Kubernetes)
 cancelguard run                          the same, then stays up until Ctrl-C
-cancelguard serve ingestion|metrics|api  one service (what the containers run)
+cancelguard serve ingestion|metrics|api|pollers
+                                         one service (what the containers run); pollers read
+                                         Amazon's APIs for the accounts in CANCELGUARD_ACCOUNTS_FILE
 cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on 127.0.0.1 says SERVING
                                          (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
@@ -58,6 +60,11 @@ def _serve(service: str) -> int:
 
             start_metrics_endpoint(settings.ingestion_metrics_port, settings.bind_host)
             await IngestionService(settings).run(stop)
+        elif service == "pollers":
+            from cancelguard.ingestion.pollers.service import PollersService
+
+            start_metrics_endpoint(settings.pollers_metrics_port, settings.bind_host)
+            await PollersService(settings).run(stop)
         elif service == "metrics":
             from cancelguard.metrics.service import MetricsService
 
@@ -72,8 +79,13 @@ def _serve(service: str) -> int:
     import logging
 
     log = logging.getLogger("cancelguard")
+    from cancelguard.accounts import AccountsError
+
     try:
         asyncio.run(main())
+    except AccountsError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
@@ -298,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
-    serve.add_argument("service", choices=("ingestion", "metrics", "api"))
+    serve.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
     health_cmd = sub.add_parser("health", help="ask a service's gRPC health (exit 0 if SERVING)")
     health_cmd.add_argument("service", choices=("ingestion", "metrics", "api"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
@@ -317,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("action", choices=("list", "replay"))
     dl.add_argument("ids", nargs="*", metavar="PARTITION:OFFSET", help="dead letters to replay (see `list`)")
     dl.add_argument("--reason", help="only this reason code, e.g. UNKNOWN_MARKETPLACE")
-    dl.add_argument("--stage", choices=("ingestion", "metrics"), help="only this stage")
+    dl.add_argument(
+        "--stage", choices=("ingestion", "metrics", "import-report", "pollers"), help="only this stage"
+    )
     dl.add_argument("--all", action="store_true", help="replay every dead letter that matches")
     dl.add_argument("--json", action="store_true", help="list as JSON lines")
     dl.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")

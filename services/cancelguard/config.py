@@ -58,6 +58,23 @@ class Settings(BaseSettings):
     # Signs the API's page tokens; every API replica must have the same (from a Kubernetes Secret).
     api_page_token_secret: SecretStr = SecretStr("")
 
+    # --- the pollers (`cancelguard serve pollers`): Amazon's APIs -> order events ---
+    accounts_file: str = ""  # the seller accounts file (accounts.py); the pollers refuse to start without
+    pollers_health_port: int = 50054
+    pollers_metrics_port: int = 9104
+    # accounts split over this many poller processes by a stable hash of the seller id; this is one of them
+    poller_shards: int = Field(default=1, ge=1)
+    poller_shard: int = Field(default=0, ge=0)
+    poll_interval_s: float = Field(default=60.0, gt=0)  # the usage plans may stretch it (searchOrders: 180 s)
+    # each poll starts this long before the last one's bound: Amazon's search index lags behind its orders
+    poll_overlap_s: float = Field(default=900.0, ge=0)
+    poll_backfill_days: float = Field(default=30.0, gt=0)  # where an account's first poll starts
+    unshipped_report_interval_s: float = Field(
+        default=3600.0, gt=0
+    )  # GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING
+    performance_report_interval_s: float = Field(default=21600.0, gt=0)  # GET_V2_SELLER_PERFORMANCE_REPORT
+    report_poll_interval_s: float = Field(default=30.0, gt=0)  # getReport while a report is processed
+
     # Per-marketplace policy overrides, JSON: {"ATVPDKIKX0DER": {"warning": "0.015"}, "*": {...}}
     policy_overrides: str = ""
     log_level: str = "INFO"

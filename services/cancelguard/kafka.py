@@ -129,7 +129,9 @@ def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384)
     )
 
 
-async def renew_producer(old: AIOKafkaProducer, bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+async def renew_producer(
+    old: AIOKafkaProducer, bootstrap: str, *, client_id: str, max_batch_size: int = 16384
+) -> AIOKafkaProducer:
     """A fresh idempotent producer in place of one whose send failed.
 
     After a batch expires during an outage, an idempotent producer's sequence numbers have a gap the
@@ -140,7 +142,7 @@ async def renew_producer(old: AIOKafkaProducer, bootstrap: str, *, client_id: st
         await asyncio.wait_for(old.stop(), 2.0)
     except Exception as exc:  # its unsent records are re-sent by the caller; nothing to keep
         log.info("abandoned a producer that could not flush: %s", exc)
-    producer = new_producer(bootstrap, client_id=client_id)
+    producer = new_producer(bootstrap, client_id=client_id, max_batch_size=max_batch_size)
     try:
         await producer.start()
     except BaseException:

@@ -38,12 +38,6 @@ _NOT_AN_EVENT = Reason.NOT_AN_EVENT.value
 _MISSING = Reason.MISSING_FIELD.value
 
 
-def _ts(dt: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -61,15 +55,23 @@ def _dt(ts: Timestamp) -> datetime:
         ) from None
 
 
+def _set_ts(target: Timestamp, dt: datetime) -> None:
+    """What `Timestamp.FromDatetime` sets for an aware time, without its time tuple round trip (the
+    encode runs once per event on the ingestion path)."""
+    delta = dt - _EPOCH
+    target.seconds = delta.days * 86400 + delta.seconds
+    target.nanos = delta.microseconds * 1000
+
+
 def encode(event: m.Event) -> bytes:
     out = pb.OrderEvent(
         event_id=event.event_id,
         seller_account=event.key.seller_account,
         marketplace_id=event.key.marketplace_id,
         source=_SOURCE_TO_PB[event.source],
-        occurred_at=_ts(event.occurred_at),
-        observed_at=_ts(event.observed_at),
     )
+    _set_ts(out.occurred_at, event.occurred_at)
+    _set_ts(out.observed_at, event.observed_at)
     if isinstance(event, m.AccountEvent):
         _encode_reported_rate(out.amazon_reported_rate, event.body)
         return out.SerializeToString()
@@ -83,9 +85,9 @@ def encode(event: m.Event) -> bytes:
         if body.channel is not None:
             snap.fulfillment_channel = _CHANNEL_TO_PB[body.channel]
         if body.purchased_at is not None:
-            snap.purchased_at.CopyFrom(_ts(body.purchased_at))
+            _set_ts(snap.purchased_at, body.purchased_at)
         if body.latest_ship_at is not None:
-            snap.latest_ship_at.CopyFrom(_ts(body.latest_ship_at))
+            _set_ts(snap.latest_ship_at, body.latest_ship_at)
         for item in body.items:
             i = snap.items.add(
                 order_item_id=item.order_item_id,
@@ -125,8 +127,8 @@ def encode(event: m.Event) -> bytes:
 
 
 def _encode_reported_rate(out: pb.AmazonReportedRate, body: m.AmazonReportedRate) -> None:
-    out.window_from.CopyFrom(_ts(body.window_from))
-    out.window_to.CopyFrom(_ts(body.window_to))
+    _set_ts(out.window_from, body.window_from)
+    _set_ts(out.window_to, body.window_to)
     out.order_count = body.order_count
     out.cancellation_count = body.cancellation_count
     out.rate = str(body.rate)
