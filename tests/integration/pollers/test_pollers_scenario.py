@@ -177,20 +177,27 @@ async def equals_truth(settings: Settings, sim: Simulator, api: OrdersApi, as_of
 
 
 async def rules_in_store(settings: Settings) -> Counter[str]:
+    """The attribution rule of every stored order, by the domain's own `attribute` (the store keeps the
+    facts and where they count, not the rule)."""
     import asyncpg
+
+    from cancelguard.domain.model import OrderKey
+    from cancelguard.metrics.state_codec import decode_stored
 
     conn = await asyncpg.connect(
         settings.postgres_dsn, server_settings={"search_path": settings.postgres_schema}
     )
+    policies = PolicyBook()
     try:
-        return Counter(
-            {
-                r["rule"]: r["n"]
-                for r in await conn.fetch("SELECT rule, count(*) AS n FROM orders GROUP BY rule")
-            }
-        )
+        rows = await conn.fetch("SELECT seller_account, marketplace_id, amazon_order_id, fact FROM orders")
     finally:
         await conn.close()
+    return Counter(
+        attribute(
+            decode_stored(OrderKey(r[0], r[1], r[2]), r[3], None), policies.for_marketplace(r[1])
+        ).rule.value
+        for r in rows
+    )
 
 
 @pytest.mark.timeout(600)
