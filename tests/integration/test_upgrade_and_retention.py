@@ -144,7 +144,10 @@ async def test_rows_of_the_previous_release_read_the_same_and_fold_on(
     finally:
         await conn.close()
 
-    assert "0003_generations_alerts_amazon.sql" in await db.migrate(dsn=postgres_dsn, schema=pg_schema)
+    assert await db.migrate(dsn=postgres_dsn, schema=pg_schema) == [
+        "0003_generations_alerts_amazon.sql",
+        "0004_poll_cursors_enrichment.sql",
+    ]
     store = Store(pool, PolicyBook())
     window = live_window(NOW)
     assert await store.bucket_totals(SELLER, US, window.start, window.end) == (3, 2)

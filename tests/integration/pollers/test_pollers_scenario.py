@@ -176,28 +176,25 @@ async def equals_truth(settings: Settings, sim: Simulator, api: OrdersApi, as_of
         raise AssertionError(f"{len(problems)} differences:\n" + "\n".join(problems[:40])) from None
 
 
-async def rules_in_store(settings: Settings) -> Counter[str]:
-    """The attribution rule of every stored order, by the domain's own `attribute` (the store keeps the
-    facts and where they count, not the rule)."""
-    import asyncpg
+async def rules_in_store(settings: Settings, truth: dict[str, Any]) -> Counter[str]:
+    """The attribution rule of every stored order of the truth, as the API would give it."""
+    from cancelguard import db
 
-    from cancelguard.domain.model import OrderKey
-    from cancelguard.metrics.state_codec import decode_stored
-
-    conn = await asyncpg.connect(
-        settings.postgres_dsn, server_settings={"search_path": settings.postgres_schema}
-    )
+    pool = await db.create_pool(dsn=settings.postgres_dsn, schema=settings.postgres_schema)
     policies = PolicyBook()
+    rules: Counter[str] = Counter()
     try:
-        rows = await conn.fetch("SELECT seller_account, marketplace_id, amazon_order_id, fact FROM orders")
+        store = Store(pool, policies)
+        by_shop: dict[tuple[str, str], list[str]] = {}
+        for o in truth["orders"]:
+            by_shop.setdefault((o["seller_id"], o["marketplace_id"]), []).append(o["amazon_order_id"])
+        for (seller, mkt), ids in by_shop.items():
+            policy = policies.for_marketplace(mkt)
+            found = await store.get_orders(seller, mkt, ids)
+            rules.update(attribute(order, policy).rule.value for order in found.values())
     finally:
-        await conn.close()
-    return Counter(
-        attribute(
-            decode_stored(OrderKey(r[0], r[1], r[2]), r[3], None), policies.for_marketplace(r[1])
-        ).rule.value
-        for r in rows
-    )
+        await pool.close()
+    return rules
 
 
 @pytest.mark.timeout(600)
@@ -211,8 +208,8 @@ async def test_a_week_of_three_sellers_in_four_marketplaces_ends_as_the_truth(
         async with running(IngestionService(settings), MetricsService(settings)):
             facts = await run_world(settings, s, sim, base, api, until=until)
             await equals_truth(settings, sim, api, until)
-        rules = await rules_in_store(settings)
-    truth = ground_truth(sim.world, until)
+        truth = ground_truth(sim.world, until)
+        rules = await rules_in_store(settings, truth)
     assert len(truth["orders"]) > 3 * 4 * 7 * 4, "the world is smaller than the test means"
     want = Counter(o["rule" if api is OrdersApi.V2026 else "rule_v0"] for o in truth["orders"])
     assert rules == want
