@@ -15,9 +15,9 @@ KUSTOMIZE_VERSION := v5.7.1
 
 .DEFAULT_GOAL := help
 .PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e soak lint \
-        classifier-report import-report-1gb grpcurl buf buf-check buf-baseline ghz bench-api clean engine \
-        engine-stop base-image images compose-up compose-down kustomize deploy-tools test-deploy _images \
-        _compose-up _deploy-checks
+        classifier-report import-report-1gb bench-metrics bench-ingestion grpcurl buf buf-check buf-baseline ghz \
+        bench-api clean engine engine-stop base-image images compose-up compose-down kustomize deploy-tools \
+        test-deploy _images _compose-up _deploy-checks
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,12 @@ classifier-report: setup ## precision and recall of the buyer-message classifier
 
 import-report-1gb: setup kafka ## import a generated ~1 GB order report into a Kafka of its own; peak memory and rate (not a test)
 	$(BIN)/python bench/import_report_1gb.py
+
+bench-metrics: setup kafka ## the metrics apply rate vs a raw decode-only consume (200,000 events; not a test)
+	$(BIN)/python bench/metrics_apply.py
+
+bench-ingestion: setup kafka ## ingestion vs raw aiokafka vs Kafka's perf tool, and the pollers' throughput (not a test)
+	$(BIN)/python bench/ingestion.py
 
 grpcurl: ## install grpcurl into .local/bin (needs Go)
 	@command -v go >/dev/null || { echo "grpcurl is built with Go; install Go first"; exit 1; }

@@ -1,13 +1,17 @@
 """`cancelguard`: one command for people and for the service processes.
 
 cancelguard up | down | status           the local Kafka + Postgres (see deploy/local)
-cancelguard demo                         the whole pipeline fed a demo scenario; prints the result, exits
+cancelguard demo [--json]                the whole pipeline on the SP-API simulator; prints the result, exits
 cancelguard demo --attach                the same against services that run already (Compose, Kubernetes)
 cancelguard run                          the same, then stays up until Ctrl-C
-cancelguard serve ingestion|metrics|api  one service (what the containers run)
+cancelguard serve ingestion|metrics|api|pollers
+                                         one service (what the containers run); pollers read
+                                         Amazon's APIs for the accounts in CANCELGUARD_ACCOUNTS_FILE
 cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on 127.0.0.1 says SERVING
                                          (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
+cancelguard rebuild [--from TIME]        recompute orders and buckets from the events topic into a new
+                                         generation (with this configuration's policy) and switch to it
 cancelguard cr [SELLER MARKETPLACE] [--live] [--as-of TIME] [--history [DAYS]] [--json]
                                          Cancellation Rates through the API (a chart with --history)
 cancelguard orders SELLER [--marketplace ID] [--action CODE] [--needs-review] [--json]
@@ -63,6 +67,11 @@ def _serve(service: str) -> int:
 
             start_metrics_endpoint(settings.ingestion_metrics_port, settings.bind_host)
             await IngestionService(settings).run(stop)
+        elif service == "pollers":
+            from cancelguard.ingestion.pollers.service import PollersService
+
+            start_metrics_endpoint(settings.pollers_metrics_port, settings.bind_host)
+            await PollersService(settings).run(stop)
         elif service == "metrics":
             from cancelguard.metrics.service import MetricsService
 
@@ -77,8 +86,13 @@ def _serve(service: str) -> int:
     import logging
 
     log = logging.getLogger("cancelguard")
+    from cancelguard.accounts import AccountsError
+
     try:
         asyncio.run(main())
+    except AccountsError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 2
@@ -102,6 +116,42 @@ def _migrate() -> int:
         f"schema {settings.postgres_schema}: "
         + (f"applied {', '.join(applied)}" if applied else "up to date")
     )
+    return 0
+
+
+def _rebuild(from_time: str | None, timeout_s: float | None) -> int:
+    """Exit codes for a Kubernetes Job: 0 switched, 2 cannot connect, 3 outage, 4 not caught up, 1 else."""
+    import logging
+
+    from cancelguard import logs
+    from cancelguard.domain.model import parse_time
+    from cancelguard.metrics.rebuild import NotCaughtUp, rebuild
+    from cancelguard.runtime import StartupError, install_stop_signals
+
+    settings = _settings()
+    logs.setup("cancelguard-rebuild", settings.log_level)
+    log = logging.getLogger("cancelguard")
+    since = parse_time(from_time, "--from") if from_time else None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await rebuild(settings, from_time=since, timeout_s=timeout_s, stop=stop)
+
+    try:
+        asyncio.run(main())
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    except NotCaughtUp as exc:
+        log.error("not switched: %s", exc)
+        return 4
+    except (OSError, TimeoutError) as exc:
+        log.error("stopping: %s", exc)
+        return 3
+    except Exception:
+        log.exception("the rebuild stopped on an unexpected error; the active generation is unchanged")
+        return 1
     return 0
 
 
@@ -239,12 +289,18 @@ def main(argv: list[str] | None = None) -> int:
         help="the services run already (Compose, Kubernetes): only publish the scenario to "
         "CANCELGUARD_KAFKA_BOOTSTRAP and read the result through the API on 127.0.0.1:CANCELGUARD_API_PORT",
     )
+    demo_cmd.add_argument("--json", action="store_true", help="print the result as JSON (progress on stderr)")
     sub.add_parser("run", help="like demo, then stay up until Ctrl-C")
     serve = sub.add_parser("serve", help="run one service")
-    serve.add_argument("service", choices=("ingestion", "metrics", "api"))
+    serve.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
     health_cmd = sub.add_parser("health", help="ask a service's gRPC health (exit 0 if SERVING)")
     health_cmd.add_argument("service", choices=("ingestion", "metrics", "api"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
+    rebuild = sub.add_parser(
+        "rebuild", help="recompute orders and buckets into a new generation, then switch"
+    )
+    rebuild.add_argument("--from", dest="from_time", help="read the events topic from this ISO 8601 time")
+    rebuild.add_argument("--timeout", type=float, help="give up (exit 4) if not caught up after this many s")
     from cancelguard import cli_api
 
     cli_api.add_arguments(sub)
@@ -253,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("action", choices=("list", "replay"))
     dl.add_argument("ids", nargs="*", metavar="PARTITION:OFFSET", help="dead letters to replay (see `list`)")
     dl.add_argument("--reason", help="only this reason code, e.g. UNKNOWN_MARKETPLACE")
-    dl.add_argument("--stage", choices=("ingestion", "metrics"), help="only this stage")
+    dl.add_argument(
+        "--stage", choices=("ingestion", "metrics", "import-report", "pollers"), help="only this stage"
+    )
     dl.add_argument("--all", action="store_true", help="replay every dead letter that matches")
     dl.add_argument("--json", action="store_true", help="list as JSON lines")
     dl.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
@@ -297,13 +355,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("demo", "run"):
             from cancelguard import demo
 
-            return demo.main(keep_running=args.command == "run", attach=getattr(args, "attach", False))
+            return demo.main(
+                keep_running=args.command == "run",
+                attach=getattr(args, "attach", False),
+                as_json=getattr(args, "json", False),
+            )
         if args.command == "serve":
             return _serve(args.service)
         if args.command == "health":
             return _health(args.service)
         if args.command == "migrate":
             return _migrate()
+        if args.command == "rebuild":
+            return _rebuild(args.from_time, args.timeout)
         if args.command == "dead-letters":
             return _dead_letters(args)
         if args.command in ("cr", "orders", "requests", "decide", "api-token"):

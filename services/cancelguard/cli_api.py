@@ -181,7 +181,7 @@ def history_chart(days: Sequence[metrics_pb2.RateOnDay], width: int = BAR) -> li
         [
             threshold * 1.2,
             *(d.rate.rate for d in days),
-            *(d.amazon.rate for d in days if d.HasField("amazon")),
+            *(float(d.rate.amazon.rate) for d in days if d.rate.HasField("amazon")),
         ]
     )
     mark = round(threshold / top * width) if top else width
@@ -191,7 +191,9 @@ def history_chart(days: Sequence[metrics_pb2.RateOnDay], width: int = BAR) -> li
         cells = rate.rate / top * width if top else 0.0
         bar = _bar(cells, width)
         bar = bar[:mark] + ("|" if bar[mark : mark + 1] in (" ", "") else "┃") + bar[mark + 1 :]
-        amazon = f"  Amazon {day.amazon.rate:.2%} ({day.difference:+.2%})" if day.HasField("amazon") else ""
+        figure = rate.amazon
+        known = rate.HasField("amazon")
+        amazon = f"  Amazon {float(figure.rate):.2%} ({float(figure.difference):+.2%})" if known else ""
         when = day.day.ToDatetime(tzinfo=UTC).date().isoformat()
         lines.append(
             f"{when}  {bar:<{width + 1}}  {rate.rate:>6.2%}  {rate.cancelled_orders}/{rate.total_orders}"

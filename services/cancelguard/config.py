@@ -7,7 +7,7 @@ Defaults point at the local stack that `make up` starts (Kafka on 127.0.0.1:9092
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(default=5000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)
 
+    # Alerts (the alerts topic): a status is alerted once it has held this long (0: at once), so that a
+    # transient overcount while late observations arrive raises nothing
+    alert_grace_s: float = Field(default=0.0, ge=0)
+    # our rate and Amazon's reported rate for the same window may differ by this much before an alert
+    amazon_tolerance: Decimal = Field(default=Decimal("0.005"), ge=0)
+    alert_sweep_s: float = Field(default=30.0, gt=0)  # how often moving windows and grace are checked
+    # Retention: facts and buckets of orders purchased more than this many days ago are deleted (0: keep)
+    retention_days: int = Field(default=0, ge=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
     # Signs the API's page tokens; every API replica must have the same (from a Kubernetes Secret).
     api_page_token_secret: SecretStr = SecretStr("")
     # The calling services, their token digests and seller accounts (TOML; a Kubernetes Secret file).
@@ -61,6 +70,23 @@ class Settings(BaseSettings):
     # A call without a deadline: its statements get this long (a deadline: what is left of it).
     api_statement_timeout_s: float = Field(default=10.0, gt=0)
     api_cache_entries: int = Field(default=200_000, ge=0)  # rates and orders held by the read cache
+
+    # --- the pollers (`cancelguard serve pollers`): Amazon's APIs -> order events ---
+    accounts_file: str = ""  # the seller accounts file (accounts.py); the pollers refuse to start without
+    pollers_health_port: int = 50054
+    pollers_metrics_port: int = 9104
+    # accounts split over this many poller processes by a stable hash of the seller id; this is one of them
+    poller_shards: int = Field(default=1, ge=1)
+    poller_shard: int = Field(default=0, ge=0)
+    poll_interval_s: float = Field(default=60.0, gt=0)  # the usage plans may stretch it (searchOrders: 180 s)
+    # each poll starts this long before the last one's bound: Amazon's search index lags behind its orders
+    poll_overlap_s: float = Field(default=900.0, ge=0)
+    poll_backfill_days: float = Field(default=30.0, gt=0)  # where an account's first poll starts
+    unshipped_report_interval_s: float = Field(
+        default=3600.0, gt=0
+    )  # GET_FLAT_FILE_ACTIONABLE_ORDER_DATA_SHIPPING
+    performance_report_interval_s: float = Field(default=21600.0, gt=0)  # GET_V2_SELLER_PERFORMANCE_REPORT
+    report_poll_interval_s: float = Field(default=30.0, gt=0)  # getReport while a report is processed
 
     # Per-marketplace policy overrides, JSON: {"ATVPDKIKX0DER": {"warning": "0.015"}, "*": {...}}
     policy_overrides: str = ""
@@ -121,8 +147,9 @@ class Settings(BaseSettings):
             parts = parts._replace(netloc=netloc)
         return urlunsplit(parts)
 
-    @cached_property
+    @property
     def policies(self) -> PolicyBook:
+        # not cached: a cached value would survive `model_copy(update={"policy_overrides": ...})`
         return parse_policy_overrides(self.policy_overrides)
 
 
@@ -162,3 +189,31 @@ def parse_policy_overrides(text: str) -> PolicyBook:
     for marketplace_id in book.overrides:
         book.for_marketplace(marketplace_id)  # fail now, at start, on a bad id or field
     return book
+
+
+def dump_policy_overrides(book: PolicyBook) -> dict[str, Any]:
+    """The inverse of `parse_policy_overrides`: what the store records as a generation's policy."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from cancelguard.domain.policy import WindowPlacement
+
+    def convert(fields: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in sorted(fields.items()):
+            if isinstance(value, Decimal):
+                out[name] = str(value)
+            elif isinstance(value, timedelta):
+                out["self_cancel_window_minutes"] = value.total_seconds() / 60
+            elif isinstance(value, tuple):
+                out[name] = list(value)
+            elif isinstance(value, WindowPlacement):
+                out[name] = value.value
+            else:
+                out[name] = value
+        return out
+
+    found = {k: convert(v) for k, v in sorted(book.overrides.items())}
+    if book.default_overrides:
+        found["*"] = convert(book.default_overrides)
+    return found

@@ -38,7 +38,14 @@ async def create_pool(
     statement_timeout_s: float | None = None,
     reset_on_release: bool = True,
 ) -> asyncpg.Pool:
-    settings = {"search_path": schema, "application_name": "cancelguard"}
+    settings = {
+        "search_path": schema,
+        "application_name": "cancelguard",
+        # asyncpg prepares every statement; after five runs Postgres may switch to a generic plan
+        # that ignores how many keys a batch holds (measured: the batch's order lookup scanned every
+        # order of the seller account until the table was analyzed). Plan each run for its arguments.
+        "plan_cache_mode": "force_custom_plan",
+    }
     if statement_timeout_s is not None:  # the server cancels any statement running longer
         settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
     return await asyncpg.create_pool(

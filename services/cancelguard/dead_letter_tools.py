@@ -108,6 +108,10 @@ async def replay(
                 why = f"it came from {where}: import the fixed file again"
                 results.append(ReplayResult(letter, "", why))
                 continue
+            if isinstance(letter.origin, dead_letters.ApiOrigin):
+                why = f"it came from Amazon's answer ({letter.origin}): the pollers read it again once fixed"
+                results.append(ReplayResult(letter, "", why))
+                continue
             if letter.origin is None:
                 results.append(ReplayResult(letter, "", "the dead letter does not say where it came from"))
                 continue
@@ -165,6 +169,8 @@ def print_table(letters: list[Described]) -> None:
             if isinstance(o, dead_letters.Origin)
             else f"{o.file}:{o.line}"
             if isinstance(o, dead_letters.FileOrigin)
+            else f"{o.operation} {o.path}"
+            if isinstance(o, dead_letters.ApiOrigin)
             else "?"
         )
         print(

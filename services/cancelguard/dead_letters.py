@@ -28,6 +28,9 @@ SOURCE_PARTITION = "cancelguard.dlq.source.partition"
 SOURCE_OFFSET = "cancelguard.dlq.source.offset"
 SOURCE_FILE = "cancelguard.dlq.source.file"  # a line of an imported file (an order report) ...
 SOURCE_LINE = "cancelguard.dlq.source.line"  # ... instead of topic, partition and offset
+SOURCE_OPERATION = "cancelguard.dlq.source.operation"  # a document of an Amazon API answer (a poller) ...
+SOURCE_REQUEST_ID = "cancelguard.dlq.source.request_id"
+SOURCE_PATH = "cancelguard.dlq.source.path"  # ... and where in the answer, as a JSON path
 ORIGINAL_SIZE = "cancelguard.dlq.original.size"
 ORIGINAL_SHA256 = "cancelguard.dlq.original.sha256"
 # "true" when the value is not the original byte for byte (personal fields removed, or cut)
@@ -58,6 +61,21 @@ class FileOrigin:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiOrigin:
+    """One document of an answer from Amazon's APIs (an order in a page the pollers read): the operation,
+    Amazon's request id, and the document's JSON path in the answer. There is no topic to replay it
+    from: a fixed source is polled again."""
+
+    operation: str  # e.g. ordersV0.getOrders
+    request_id: str
+    path: str  # e.g. $.payload.Orders[3]
+
+    def __str__(self) -> str:
+        request = f" [x-amzn-RequestId {self.request_id}]" if self.request_id else ""
+        return f"{self.operation} {self.path}{request}"
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     value: bytes | None
     key: bytes | None
@@ -70,7 +88,7 @@ def build(
     key: bytes | None,
     reason_code: str,
     message: str,
-    origin: Origin | FileOrigin,
+    origin: Origin | FileOrigin | ApiOrigin,
     stage: str,
     personal_fields: Sequence[str] = (),
     replacement: bytes | None = None,
@@ -100,7 +118,13 @@ def build(
     return DeadLetter(kept, key[:MAX_KEY] if key is not None else None, headers)
 
 
-def _origin_headers(origin: Origin | FileOrigin) -> list[tuple[str, bytes]]:
+def _origin_headers(origin: Origin | FileOrigin | ApiOrigin) -> list[tuple[str, bytes]]:
+    if isinstance(origin, ApiOrigin):
+        return [
+            (SOURCE_OPERATION, origin.operation.encode()),
+            (SOURCE_REQUEST_ID, origin.request_id.encode("utf-8", "backslashreplace")[:MAX_KEY]),
+            (SOURCE_PATH, origin.path.encode("utf-8", "backslashreplace")[:MAX_KEY]),
+        ]
     if isinstance(origin, FileOrigin):
         return [
             (SOURCE_FILE, origin.file.encode("utf-8", "backslashreplace")[:MAX_KEY]),
@@ -155,7 +179,7 @@ class Described:
     reason_code: str
     reason: str
     stage: str
-    origin: Origin | FileOrigin | None
+    origin: Origin | FileOrigin | ApiOrigin | None
     original_size: int
     original_sha256: str
     whole: bool  # the value is the original byte for byte: it can be replayed by itself
@@ -185,12 +209,14 @@ def describe(
     headers: Sequence[tuple[str, bytes]],
 ) -> Described:
     h = {name: raw.decode("utf-8", "replace") for name, raw in headers}
-    origin: Origin | FileOrigin | None = None
+    origin: Origin | FileOrigin | ApiOrigin | None = None
     try:
         if SOURCE_TOPIC in h:
             origin = Origin(h[SOURCE_TOPIC], int(h[SOURCE_PARTITION]), int(h[SOURCE_OFFSET]))
         elif SOURCE_FILE in h:
             origin = FileOrigin(h[SOURCE_FILE], int(h[SOURCE_LINE]))
+        elif SOURCE_OPERATION in h:
+            origin = ApiOrigin(h[SOURCE_OPERATION], h.get(SOURCE_REQUEST_ID, ""), h.get(SOURCE_PATH, ""))
     except (KeyError, ValueError):
         origin = None
     return Described(

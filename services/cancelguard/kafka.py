@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import for_code
@@ -99,6 +100,21 @@ async def publish(
         await stop_producer(producer)
 
 
+async def take_all_partitions(consumer: AIOKafkaConsumer, timeout_s: float = 10.0) -> list[TopicPartition]:
+    """Every partition of the one topic a started consumer without a group is subscribed to, assigned
+    to it by hand: a subscription would deal them again on a metadata update and reset their positions.
+    A topic not known by then is an error (the services create theirs at start), raised as a
+    TimeoutError so that callers retry."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := sorted(consumer.assignment())):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no partitions of {consumer.subscription()} known after {timeout_s:.0f}s")
+        await asyncio.sleep(0.05)
+    consumer.unsubscribe()
+    consumer.assign(found)
+    return found
+
+
 def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384) -> AIOKafkaProducer:
     """acks=all + idempotence: a retried send is written once, in order, per partition. A bulk sender
     whose records share one key (one partition) wants bigger batches: one round trip per batch."""
@@ -113,7 +129,9 @@ def new_producer(bootstrap: str, *, client_id: str, max_batch_size: int = 16384)
     )
 
 
-async def renew_producer(old: AIOKafkaProducer, bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
+async def renew_producer(
+    old: AIOKafkaProducer, bootstrap: str, *, client_id: str, max_batch_size: int = 16384
+) -> AIOKafkaProducer:
     """A fresh idempotent producer in place of one whose send failed.
 
     After a batch expires during an outage, an idempotent producer's sequence numbers have a gap the
@@ -124,7 +142,7 @@ async def renew_producer(old: AIOKafkaProducer, bootstrap: str, *, client_id: st
         await asyncio.wait_for(old.stop(), 2.0)
     except Exception as exc:  # its unsent records are re-sent by the caller; nothing to keep
         log.info("abandoned a producer that could not flush: %s", exc)
-    producer = new_producer(bootstrap, client_id=client_id)
+    producer = new_producer(bootstrap, client_id=client_id, max_batch_size=max_batch_size)
     try:
         await producer.start()
     except BaseException:

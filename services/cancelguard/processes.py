@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from cancelguard.config import Settings
 
 SERVICES = ("ingestion", "metrics", "api")
+POLLERS = "pollers"  # started only where seller accounts are configured (CANCELGUARD_ACCOUNTS_FILE)
 
 
 def health_port(settings: Settings, service: str) -> int:
@@ -30,6 +31,7 @@ def health_port(settings: Settings, service: str) -> int:
         "ingestion": settings.ingestion_health_port,
         "metrics": settings.metrics_health_port,
         "api": settings.api_port,
+        POLLERS: settings.pollers_health_port,
     }[service]
 
 

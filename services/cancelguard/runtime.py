@@ -17,7 +17,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import TypeVar
 
 import grpc
@@ -149,10 +149,14 @@ class Dependencies:
         *,
         outage_limit_s: float,
         interval_s: float = 1.0,
+        unlimited: Collection[str] = (),
     ) -> None:
         self.probes = probes
         self.on_health = on_health
         self.outage_limit_s = outage_limit_s
+        # dependencies whose outage never makes the service exit: a restart cannot bring back a service
+        # outside the cluster (Amazon's token endpoint), and restarting would only ask it again sooner
+        self.unlimited = frozenset(unlimited)
         self.interval_s = interval_s
         self.down_since: dict[str, float] = {}
         self._serving: bool | None = None
@@ -189,7 +193,7 @@ class Dependencies:
         """Raise OutageTooLong when a dependency has been down longer than the limit."""
         now = time.monotonic()
         for name, since in self.down_since.items():
-            if now - since > self.outage_limit_s:
+            if name not in self.unlimited and now - since > self.outage_limit_s:
                 raise OutageTooLong(
                     f"{name} has been unreachable for {now - since:.0f}s (CANCELGUARD_OUTAGE_LIMIT_S="
                     f"{self.outage_limit_s:.0f}): giving up so the orchestrator can restart this service"

@@ -307,6 +307,7 @@ def test_the_demo_runs_end_to_end(settings: Settings, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert out.stdout.count("-> matches") == 3
     assert "Open cancellation requests" in out.stdout
+    assert "Amazon's own figure arrives" in out.stdout and "differs from Amazon's" in out.stdout  # an alert
     assert "exit codes: ingestion=0, metrics=0, api=0" in out.stdout
     assert os.listdir(tmp_path)
 

@@ -94,14 +94,17 @@ async def _outage(services: ServiceProcesses, seconds: float) -> None:
 
 
 def _outage_lines(services: ServiceProcesses, name: str, dependency: str) -> tuple[int, int]:
-    """(lines saying the dependency went away, all warning and error lines) in a service's log."""
+    """(lines saying the dependency went away, all our own warning and error lines) in a service's log.
+
+    Our own: a client library's lines vary with what it was doing when the broker went (its repeats
+    are limited by `runtime.RepeatFilter`); what must not grow with the outage's length is ours."""
     went, loud = 0, 0
     for line in (services.log_dir / f"{name}.log").read_text(errors="replace").splitlines():
         try:
             doc = json.loads(line)
         except ValueError:
             continue
-        if doc.get("level") in ("warning", "error"):
+        if doc.get("level") in ("warning", "error") and doc.get("logger", "").startswith("cancelguard"):
             loud += 1
             went += doc.get("msg", "").startswith(f"{dependency} is unreachable")
     return went, loud
@@ -151,7 +154,7 @@ async def test_postgres_away_for_30s_the_services_stay_up_not_serving_and_end_ex
     for name in ("metrics", "api"):
         went, loud = _outage_lines(services, name, "Postgres")
         assert went == 1, f"{name} said {went} times that Postgres went away"
-        assert loud < 40, f"{name} wrote {loud} warning/error lines for one outage"
+        assert loud < 20, f"{name} wrote {loud} warning/error lines for one outage"
 
 
 async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recovers_exact(
@@ -191,4 +194,4 @@ async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recover
     for name in ("ingestion", "metrics", "api"):
         went, loud = _outage_lines(services, name, "Kafka")
         assert went == 1, f"{name} said {went} times that Kafka went away"
-        assert loud < 60, f"{name} wrote {loud} warning/error lines for one outage"
+        assert loud < 20, f"{name} wrote {loud} warning/error lines for one outage"

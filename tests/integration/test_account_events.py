@@ -1,9 +1,11 @@
-"""Amazon's reported rate on the order-events topic: the metrics store acknowledges it (its offset moves)
-and ignores it for now (no order row, no bucket), beside the order events of the same batch."""
+"""Amazon's reported rate on the order-events topic: the metrics store keeps it per window beside our own
+figure for the same window (no order row, no bucket), with the order events of the same batch."""
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -50,7 +52,7 @@ def reported_rate(report_id: str) -> AccountEvent:
     return event
 
 
-async def test_a_reported_rate_moves_the_offset_and_creates_no_order(pool: asyncpg.Pool) -> None:
+async def test_a_reported_rate_is_kept_beside_ours_and_creates_no_order(pool: asyncpg.Pool) -> None:
     store = Store(pool, PolicyBook())
     order = OrderEvent(
         "o-1",
@@ -61,12 +63,38 @@ async def test_a_reported_rate_moves_the_offset_and_creates_no_order(pool: async
         OrderSnapshot(OrderStatus.UNSHIPPED, Channel.MFN, purchased_at=datetime(2026, 11, 25, tzinfo=UTC)),
     )
     only_rates = await store.apply_batch("g", [PartitionBatch("t", 0, [(0, reported_rate("1"))])])
-    assert (only_rates.events_applied, only_rates.orders_written, only_rates.buckets_written) == (0, 0, 0)
+    assert (only_rates.events_applied, only_rates.orders_written, only_rates.buckets_written) == (1, 0, 0)
     mixed = await store.apply_batch(
         "g", [PartitionBatch("t", 0, [(1, reported_rate("2")), (2, order), (3, reported_rate("3"))])]
     )
-    assert (mixed.events_applied, mixed.orders_written) == (1, 1)
+    assert (mixed.events_applied, mixed.orders_written) == (3, 1)
     assert await store.load_offsets("g", "t") == {0: 4}
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM orders") == 1
         assert await conn.fetchval("SELECT sum(orders) FROM cr_buckets") == 1
+    [figure] = await store.amazon_figures(SELLER, US, datetime(2020, 11, 1, tzinfo=UTC))
+    assert (figure.window_start, figure.window_end) == (  # Amazon's 23:59Z end, made exclusive
+        datetime(2020, 11, 12, tzinfo=UTC),
+        datetime(2020, 11, 19, tzinfo=UTC),
+    )
+    assert (figure.amazon_orders, figure.amazon_cancellations, figure.amazon_rate) == (
+        17197,
+        551,
+        Decimal("0.005"),
+    )
+    assert (figure.our_orders, figure.our_cancellations) == (0, 0)  # we saw no order of that week
+    assert figure.difference == Decimal("-0.005")
+
+
+async def test_the_latest_report_of_a_window_wins_whatever_the_arrival_order(pool: asyncpg.Pool) -> None:
+    store = Store(pool, PolicyBook())
+    first = reported_rate("1")
+    newer = replace(
+        reported_rate("2"),
+        occurred_at=NOW + timedelta(hours=1),
+        body=replace(first.body, cancellation_count=600, rate=Decimal("0.006")),
+    )
+    await store.apply_batch("g", [PartitionBatch("t", 0, [(0, newer), (1, first)])])
+    await store.apply_batch("g", [PartitionBatch("t", 0, [(2, reported_rate("3"))])])
+    [figure] = await store.amazon_figures(SELLER, US, datetime(2020, 11, 1, tzinfo=UTC))
+    assert (figure.amazon_cancellations, figure.amazon_rate) == (600, Decimal("0.006"))

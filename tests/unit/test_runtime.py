@@ -62,3 +62,11 @@ async def test_probes_turn_health_without_any_call() -> None:
     up["Kafka"] = True
     await deps.probe_once()
     assert health == [True, False, True]
+
+
+def test_migration_versions_are_unique() -> None:
+    """Two branches may each add "the next" migration; their numbers must not clash."""
+    from cancelguard import db
+
+    versions = [version for version, _, _ in db.migration_files()]
+    assert len(versions) == len(set(versions)), versions

@@ -1,6 +1,6 @@
 """The one SP-API client: every call cancelguard makes to Amazon goes through `SpApiClient.call`.
 
-Per call: wait for the (seller, operation) rate limiter, attach the LWA access token
+Per call: get the LWA access token, wait for the (seller, operation) rate limiter, attach the token
 (`x-amz-access-token`), send, follow `x-amzn-RateLimit-Limit`, and retry 429, 5xx, timeouts and
 connection errors with exponential backoff and jitter up to the connection's budget. A 403 saying the
 token expired or is invalid gets one fresh token. Other 4xx raise `SpApiError` with Amazon's
@@ -147,6 +147,9 @@ class SpApiClient:
         last_error = ""
         failures = 0
         while failures < attempts:
+            # the token before the usage plan: while Login with Amazon is away no call goes out, so none
+            # of the plan is spent; asked again after the wait, when a cached token costs nothing
+            await self.tokens.token()
             await self.limiter.acquire(conn.seller_id, operation)
             token = await self.tokens.token()
             headers = {

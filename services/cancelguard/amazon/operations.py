@@ -84,3 +84,27 @@ REGION_ENDPOINTS = {
     "fe": "https://sellingpartnerapi-fe.amazon.com",
 }
 LWA_TOKEN_ENDPOINT = "https://api.amazon.com/auth/o2/token"
+
+# Which regional endpoint serves each marketplace (SP-API "Endpoints" and "Marketplace IDs" pages): a
+# seller account is authorised per region, and a call for another region's marketplace is refused.
+_NA = ("A2EUQ1WTGCTBG2", "ATVPDKIKX0DER", "A1AM78C64UM0Y8", "A2Q3Y263D00KWC")
+_EU = [
+    "A28R8C7NBKEWEA",
+    "A1RKKUPIHCS9HS",
+    "A1F83G8C2ARO7P",
+    "A13V1IB3VIYZZH",
+    "AMEN7PMS3EDWL",
+    "A1805IZSGTT6HS",
+    "A1PA6795UKMFR9",
+    "APJ6JRA9NG5V4",
+    "A2NODRKZP88ZB9",
+    "AE08WJ6YKNBMC",
+    "A1C3SOZRARQ6R3",
+    "ARBP9OOSHTCHU",
+    "A33AVAJ2PDY3EV",
+    "A17E79C6D8DWNP",
+    "A2VIGQ35RCS4UG",
+    "A21TJRUUN4KGV",
+]
+_FE = ("A19VAU5U5O7RUS", "A39IBJ37TRP1C6", "A1VC38T7YXB528")
+MARKETPLACE_REGIONS = {**dict.fromkeys(_NA, "na"), **dict.fromkeys(_EU, "eu"), **dict.fromkeys(_FE, "fe")}

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cancelguard.amazon.operations import GET_ORDER_ITEMS, GET_ORDER_V0, GET_ORDERS
-from cancelguard.amazon.shape import objects, require
+from cancelguard.amazon.shape import require
 
 if TYPE_CHECKING:
     from cancelguard.amazon.client import SpApiClient
@@ -38,7 +38,9 @@ ORDER_ITEM_REQUIRED = ("ASIN", "OrderItemId", "QuantityOrdered")
 
 @dataclass(frozen=True, slots=True)
 class OrdersPage:
-    orders: list[dict[str, Any]]  # payload.Orders, as Amazon sent them
+    # payload.Orders, as Amazon sent them: each one is checked by the adapter that reads it, so that one
+    # malformed order is dead-lettered with its path and never holds back the rest of the page
+    orders: list[Any]
     next_token: str | None
     last_updated_before: str | None  # the bound Amazon applied (LastUpdated family)
     created_before: str | None  # the bound Amazon applied (Created family)
@@ -48,7 +50,7 @@ class OrdersPage:
 @dataclass(frozen=True, slots=True)
 class OrderItemsPage:
     amazon_order_id: str
-    order_items: list[dict[str, Any]]
+    order_items: list[Any]  # as Amazon sent them, checked by the adapter (like OrdersPage.orders)
     next_token: str | None
 
 
@@ -124,7 +126,7 @@ class OrdersV0:
             op = GET_ORDERS.operation_id
             payload = require(op, resp.body, "$", "payload", dict)
             page = OrdersPage(
-                objects(op, payload, "$.payload", "Orders", ORDER_REQUIRED),
+                require(op, payload, "$.payload", "Orders", list),
                 require(op, payload, "$.payload", "NextToken", str, optional=True) or None,
                 require(op, payload, "$.payload", "LastUpdatedBefore", str, optional=True),
                 require(op, payload, "$.payload", "CreatedBefore", str, optional=True),
@@ -145,7 +147,7 @@ class OrdersV0:
             payload = require(op, resp.body, "$", "payload", dict)
             page = OrderItemsPage(
                 require(op, payload, "$.payload", "AmazonOrderId", str),
-                objects(op, payload, "$.payload", "OrderItems", ORDER_ITEM_REQUIRED),
+                require(op, payload, "$.payload", "OrderItems", list),
                 require(op, payload, "$.payload", "NextToken", str, optional=True) or None,
             )
             yield page
@@ -153,7 +155,7 @@ class OrdersV0:
                 return
             next_token = page.next_token
 
-    async def get_order_items(self, order_id: str) -> list[dict[str, Any]]:
+    async def get_order_items(self, order_id: str) -> list[Any]:
         """All of an order's items (with `BuyerRequestedCancel`), every page."""
         return [item async for page in self.get_order_items_pages(order_id) for item in page.order_items]
 

@@ -1,6 +1,7 @@
 """The API's read cache: CR bucket sums and ready-made order messages, kept until a commit changes them.
 
-Postgres tells us (migration 0004): triggers on `cr_buckets`, `orders` and `request_answers` send one
+Postgres tells us (migration 0005): triggers on `cr_buckets`, `amazon_rates`, `orders`,
+`request_answers` and `generations` send one
 notification per statement on channel `cancelguard_reads`, delivered when the writing transaction
 commits, naming the accounts or orders it changed. The listener drops those entries. So a cached value
 is never older than the notification of the commit that changed it (milliseconds), well inside the
@@ -48,12 +49,13 @@ class CachedOrder:
 class ReadCache:
     def __init__(self, *, max_entries: int = 200_000) -> None:
         self.max_entries = max_entries
-        self._rates: dict[AccountKey, dict[tuple[Any, ...], tuple[int, int]]] = {}
+        self._rates: dict[AccountKey, dict[tuple[Any, ...], Any]] = {}  # bucket sums, Amazon's figures
         self._orders: dict[AccountKey, dict[str, CachedOrder]] = {}
         self._entries = 0
         self._seq = 0  # notifications seen: a fill started before the latest one is not stored
         self._alive_until = 0.0  # monotonic time until which the listener is known to be alive
         self.on_request_changes: Callable[[str], None] = lambda seller: None
+        self.on_generation: Callable[[], None] = lambda: None
 
     # --- reads and fills ---
 
@@ -64,15 +66,13 @@ class ReadCache:
     def token(self) -> int:
         return self._seq
 
-    def rate(self, account: AccountKey, window: tuple[Any, ...]) -> tuple[int, int] | None:
+    def rate(self, account: AccountKey, window: tuple[Any, ...]) -> Any:
         if not self.usable:
             return None
         found = self._rates.get(account)
         return found.get(window) if found is not None else None
 
-    def put_rate(
-        self, account: AccountKey, window: tuple[Any, ...], totals: tuple[int, int], token: int
-    ) -> None:
+    def put_rate(self, account: AccountKey, window: tuple[Any, ...], totals: Any, token: int) -> None:
         if token == self._seq and self.usable:
             self._room()
             table = self._rates.setdefault(account, {})
@@ -112,7 +112,7 @@ class ReadCache:
         self._entries = 0
 
     def notified(self, payload: str) -> None:
-        """One notification from the triggers of migration 0004."""
+        """One notification from the triggers of migration 0005."""
         self._seq += 1
         kind, _, keys = payload.partition(" ")
         if kind == "r":
@@ -132,6 +132,9 @@ class ReadCache:
         elif kind == "c":
             for seller in keys.split():
                 self.on_request_changes(seller)
+        elif kind == "g":  # another generation is active: every figure and order may differ
+            self.clear()
+            self.on_generation()
         elif kind == "h":
             self._seq -= 1  # a heartbeat changes nothing
             self._alive_until = time.monotonic() + ALIVE_S

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -11,7 +12,9 @@ from cancelguard.domain import model as m
 from cancelguard.domain.actions import Recommendation
 from cancelguard.domain.attribution import Attribution
 from cancelguard.domain.policy import CancellationPolicy
+from cancelguard.domain.requests import open_request
 from cancelguard.domain.windows import CancellationRate, WindowKind
+from cancelguard.metrics.store import AmazonFigure
 from cancelguard.v1 import metrics_pb2, orders_pb2
 
 _STATUS: dict[m.OrderStatus, Any] = {
@@ -109,12 +112,15 @@ def day_timestamp(day: date | None) -> Timestamp | None:
 def cancellation_request(
     order: m.Order, *, answered_at: datetime | None = None, answered_by: str = ""
 ) -> orders_pb2.CancellationRequest | None:
+    """The buyer's request (a formal one if there ever was one); `open` is the one rule of
+    `domain.requests`, so the list of open requests and each order's own answer agree."""
     kind = orders_pb2.CancellationRequest.Kind
+    still_open = open_request(order)
     if order.has_formal_request:
         sources = sorted({s.value for r in order.formal_requests() for s in r.sources})
         msg = orders_pb2.CancellationRequest(
             kind=kind.KIND_FORMAL,
-            open=order.has_open_formal_request,
+            open=still_open is not None and still_open.kind is m.RequestKind.FORMAL,
             buyer_reason=order.buyer_cancel_reason,
             requested_at=timestamp(order.first_formal_request_at),
             seen_in=sources,
@@ -123,7 +129,7 @@ def cancellation_request(
         first = order.informal_requests[0]
         msg = orders_pb2.CancellationRequest(
             kind=kind.KIND_INFORMAL,
-            open=not order.is_canceled,
+            open=still_open is not None,
             requested_at=timestamp(first.requested_at),
             seen_in=[m.Source.BUYER_MESSAGE.value],
             language=first.language,
@@ -141,7 +147,7 @@ def rate_message(
     marketplace_id: str,
     rate: CancellationRate,
     policy: CancellationPolicy,
-    computed_at: datetime,
+    computed_at: datetime | None,
 ) -> metrics_pb2.CancellationRate:
     return metrics_pb2.CancellationRate(
         seller_account=seller_account,
@@ -156,6 +162,17 @@ def rate_message(
         threshold=float(policy.threshold),
         warning_level=float(policy.warning),
         computed_at=timestamp(computed_at),
+    )
+
+
+def amazon_message(figure: AmazonFigure) -> metrics_pb2.AmazonFigure:
+    return metrics_pb2.AmazonFigure(
+        cancelled_orders=figure.amazon_cancellations,
+        total_orders=figure.amazon_orders,
+        rate=str(figure.amazon_rate),
+        status=figure.amazon_status,
+        reported_at=timestamp(figure.reported_at),
+        difference=str(figure.difference.quantize(Decimal("0.000001"))),
     )
 
 

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from cancelguard.api import convert
 from cancelguard.api.cache import CachedOrder, ReadCache
-from cancelguard.api.validation import PolicyLookup
+from cancelguard.api.validation import Policies
 from cancelguard.domain.actions import recommend
 from cancelguard.domain.attribution import attribute
 from cancelguard.domain.model import OrderKey
-from cancelguard.domain.windows import CancellationRate, Window, rate_status
-from cancelguard.metrics.store import After, ApiReads, ListedOrder, OrderRecord, Store
+from cancelguard.domain.windows import CancellationRate, Window, WindowKind, rate_status
+from cancelguard.metrics.store import After, AmazonFigure, ApiReads, ListedOrder, OrderRecord, Store
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -47,11 +47,21 @@ class Cursor:
 
 
 class Reads:
-    def __init__(self, store: Store, cache: ReadCache, policies: PolicyLookup) -> None:
+    def __init__(self, store: Store, cache: ReadCache) -> None:
         self.store = store
         self.api = ApiReads(store)
         self.cache = cache
-        self.policies = policies
+        self._policies: dict[int, Policies] = {}
+        cache.on_generation = store.forget_active
+
+    async def policies(self) -> Policies:
+        """The policy the served numbers were computed with: the active generation's, so that what the
+        API attributes and what the buckets count never disagree (a new policy comes with a rebuild)."""
+        gen = await self.store.active_generation()
+        found = self._policies.get(gen.generation)
+        if found is None:
+            found = self._policies[gen.generation] = Policies(gen.policies)
+        return found
 
     async def totals(
         self, seller: str, marketplace_id: str, window: Window, *, timeout: float | None
@@ -73,8 +83,40 @@ class Reads:
         self, seller: str, marketplace_id: str, window: Window, *, timeout: float | None
     ) -> CancellationRate:
         orders, cancellations = await self.totals(seller, marketplace_id, window, timeout=timeout)
-        policy = self.policies.for_marketplace(marketplace_id)
+        policy = (await self.policies()).for_marketplace(marketplace_id)
         return CancellationRate(window, cancellations, orders, rate_status(cancellations, orders, policy))
+
+    async def amazon_figure(
+        self, seller: str, marketplace_id: str, rate: CancellationRate, *, timeout: float | None
+    ) -> AmazonFigure | None:
+        """Amazon's own figure for the rate's window (Amazon-aligned windows only), beside ours."""
+        window = rate.window
+        if window.kind is not WindowKind.AMAZON_ALIGNED:
+            return None
+        account = (seller, marketplace_id)
+        key = ("amazon", window.start, window.end)
+        found = self.cache.rate(account, key)  # () when known to have none
+        if found is None:
+            token = self.cache.token()
+            reported = await self.api.amazon_rate(
+                seller, marketplace_id, window.start, window.end, timeout=timeout
+            )
+            found = () if reported is None else (reported,)
+            self.cache.put_rate(account, key, found, token)
+        if not found:
+            return None
+        orders, cancellations, amazon_rate, status, reported_at = found[0]
+        return AmazonFigure(
+            window.start,
+            window.end,
+            orders,
+            cancellations,
+            amazon_rate,
+            status,
+            reported_at,
+            our_orders=rate.denominator,
+            our_cancellations=rate.numerator,
+        )
 
     async def record(self, key: OrderKey, *, timeout: float | None) -> OrderRecord | None:
         """The stored order itself (not cached: the write side decides on it)."""
@@ -83,9 +125,9 @@ class Reads:
         )
         return found.get(key.amazon_order_id)
 
-    def entry(self, record: OrderRecord) -> CachedOrder:
+    def entry(self, record: OrderRecord, policies: Policies) -> CachedOrder:
         order = record.order
-        policy = self.policies.for_marketplace(order.key.marketplace_id)
+        policy = policies.for_marketplace(order.key.marketplace_id)
         attribution = attribute(order, policy)
         action = recommend(order, policy)
         message = convert.order_message(
@@ -109,11 +151,12 @@ class Reads:
             else:
                 found[order_id] = entry
         if missing:
-            token = self.cache.token()
+            token = self.cache.token()  # before the policy: a generation switch meanwhile drops the fill
+            policies = await self.policies()
             for order_id, record in (
                 await self.api.records(seller, marketplace_id, missing, timeout=timeout)
             ).items():
-                entry = found[order_id] = self.entry(record)
+                entry = found[order_id] = self.entry(record, policies)
                 self.cache.put_order(account, order_id, entry, token)
         return found
 

@@ -32,7 +32,7 @@ from cancelguard.api.cache import Listener, ReadCache
 from cancelguard.api.reads import Reads
 from cancelguard.api.records import Records
 from cancelguard.api.servicers import MetricsService, OrderService
-from cancelguard.api.validation import PageTokens, Policies
+from cancelguard.api.validation import PageTokens
 from cancelguard.api.watch import Watchers
 from cancelguard.api.wiring import Gate, InFlight, add_service
 from cancelguard.api.writes import Writes
@@ -84,21 +84,19 @@ def build_server(
         maximum_concurrent_rpcs=settings.api_max_concurrent_rpcs, options=CHANNEL_OPTIONS
     )
     in_flight = InFlight()
-    policies = Policies(settings.policies)
     store = Store(pool, settings.policies)
     cache = ReadCache(max_entries=settings.api_cache_entries)
-    reads = Reads(store, cache, policies)
+    reads = Reads(store, cache)
     records = Records(pool)
     writes = Writes(records, producer, settings.order_events_topic)
     watchers = Watchers(records, reads, page_tokens, in_flight, limit=settings.api_max_watches)
     cache.on_request_changes = watchers.changed
     gate = Gate(callers, in_flight)
     servicers = (
-        OrderService(reads, records, writes, watchers, policies, page_tokens),
+        OrderService(reads, records, writes, watchers, page_tokens),
         MetricsService(
             reads,
             store,
-            policies,
             page_tokens,
             AlertWatchers(
                 settings.kafka_bootstrap,

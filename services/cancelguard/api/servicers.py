@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -48,10 +48,10 @@ from cancelguard.domain.model import (
 )
 from cancelguard.domain.policy import CancellationPolicy
 from cancelguard.domain.projection import roll_off, what_if
-from cancelguard.domain.suppression import suppression_risks
 from cancelguard.domain.windows import (
     BUCKET,
     DAY,
+    CancellationRate,
     RateStatus,
     Window,
     WindowKind,
@@ -63,7 +63,7 @@ from cancelguard.domain.windows import (
     window_for,
 )
 from cancelguard.ingestion.adapters.buyer_messages import MAX_MESSAGE_TEXT, parse_buyer_message
-from cancelguard.metrics.store import OrderRecord, Store
+from cancelguard.metrics.store import AmazonFigure, OrderRecord, Store
 from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc, orders_pb2, orders_pb2_grpc
 
 log = logging.getLogger("cancelguard.api")
@@ -86,18 +86,16 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         records: Records,
         writes: Writes,
         watchers: Watchers,
-        policies: validation.PolicyLookup,
         page_tokens: validation.PageTokens,
     ) -> None:
         self.reads = reads
         self.records = records
         self.writes = writes
         self.watchers = watchers
-        self.policies = policies
         self.page_tokens = page_tokens
 
-    def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
-        policy = validation.policy(self.policies, request.marketplace_id)
+    async def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
+        policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         return policy, OrderKey(
             validation.identifier(request.seller_account, "seller_account"),
             request.marketplace_id,
@@ -111,7 +109,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         return record
 
     async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> bytes:
-        _, key = self._key(request)
+        _, key = await self._key(request)
         found = await self.reads.entries(
             key.seller_account, key.marketplace_id, [key.amazon_order_id], timeout=deadline(context)
         )
@@ -123,7 +121,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def ListCancellationRequests(
         self, request: orders_pb2.ListCancellationRequestsRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        validation.policy(self.policies, request.marketplace_id)
+        validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         size = validation.page_size(request.page_size)
         mkt = request.marketplace_id
@@ -160,7 +158,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         size = validation.page_size(request.page_size)
         now = datetime.now(UTC)
         if request.marketplace_id:
-            validation.policy(self.policies, request.marketplace_id)
+            validation.policy(await self.reads.policies(), request.marketplace_id)
         actions = []
         for n, code in enumerate(request.actions):
             if code not in orders_pb2.RecommendedAction.Code.values() or code == 0:
@@ -258,7 +256,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         intent = _INTENTS.get(request.intent)
         if intent is None:
             raise invalid("intent", f"unknown value {request.intent}")
-        policy, key = self._key(request)
+        policy, key = await self._key(request)
         order = (await self._record(key, context)).order
         now = datetime.now(UTC)
         window = live_window(now, hours=policy.live_window_hours)
@@ -277,7 +275,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def DecideCancellation(
         self, request: orders_pb2.DecideCancellationRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        policy, key = self._key(request)
+        policy, key = await self._key(request)
         reason = validation.one_of(request.cancel_reason, "cancel_reason", CANCEL_REASONS)
         items = validation.item_ids(request.order_item_ids)
         validation.request_id(request.request_id)
@@ -329,7 +327,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def RecordLabelPurchased(
         self, request: orders_pb2.RecordLabelPurchasedRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        _, key = self._key(request)
+        _, key = await self._key(request)
         validation.request_id(request.request_id)
         now = datetime.now(UTC)
         at = validation.timestamp(request, "purchased_at", now) or now
@@ -338,7 +336,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         async def record() -> tuple[Message, OrderEvent]:
             current = await self._record(key, context)
             event = _seller_event(key, at, "label", request.request_id, ShippingLabelPurchased())
-            order = self.reads.entry(_applied(current, event))
+            order = self.reads.entry(_applied(current, event), await self.reads.policies())
             response = orders_pb2.RecordLabelPurchasedResponse(event_id=event.event_id)
             response.order.ParseFromString(order.message)
             return response, event
@@ -348,7 +346,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def RecordShipment(
         self, request: orders_pb2.RecordShipmentRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        _, key = self._key(request)
+        _, key = await self._key(request)
         validation.request_id(request.request_id)
         now = datetime.now(UTC)
         at = validation.timestamp(request, "shipped_at", now) or now
@@ -386,7 +384,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                 OrderSnapshot(purchased_at=order.purchased_at, items=observed),
             )
             response = orders_pb2.RecordShipmentResponse(event_id=event.event_id)
-            response.order.ParseFromString(self.reads.entry(_applied(current, event)).message)
+            shipped = self.reads.entry(_applied(current, event), await self.reads.policies())
+            response.order.ParseFromString(shipped.message)
             return response, event
 
         return await self.writes.once(current_call(), request, record, timeout=timeout)
@@ -394,7 +393,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def SubmitBuyerMessage(
         self, request: orders_pb2.SubmitBuyerMessageRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        policy, key = self._key(request)
+        policy, key = await self._key(request)
         message_id = validation.identifier(request.message_id, "message_id", max_len=128)
         validation.text(request.text, "text", max_len=MAX_MESSAGE_TEXT)
         if not request.text.strip():
@@ -440,7 +439,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def MarkRequestAnswered(
         self, request: orders_pb2.MarkRequestAnsweredRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        _, key = self._key(request)
+        _, key = await self._key(request)
         request_id = validation.request_id(request.request_id)
         now = datetime.now(UTC)
         answered_at = validation.timestamp(request, "answered_at", now) or now
@@ -471,7 +470,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         caller = current_call().caller
         sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
         if request.marketplace_id:
-            validation.policy(self.policies, request.marketplace_id)
+            validation.policy(await self.reads.policies(), request.marketplace_id)
         keepalive = validation.in_range(request.keepalive_seconds, "keepalive_seconds", 1, 300, 30)
         query = {
             "rpc": "WatchCancellationRequests",
@@ -516,6 +515,21 @@ def _rate_message(
     key: OrderKey, rate: Any, policy: CancellationPolicy, now: datetime
 ) -> metrics_pb2.CancellationRate:
     return convert.rate_message(key.seller_account, key.marketplace_id, rate, policy, now)
+
+
+def _rate_with_amazon(
+    seller: str,
+    marketplace_id: str,
+    rate: CancellationRate,
+    policy: CancellationPolicy,
+    amazon: AmazonFigure | None,
+    now: datetime | None,
+) -> metrics_pb2.CancellationRate:
+    """Our rate, with Amazon's own figure for the same window when a report has it."""
+    message = convert.rate_message(seller, marketplace_id, rate, policy, now)
+    if amazon is not None:
+        message.amazon.CopyFrom(convert.amazon_message(amazon))
+    return message
 
 
 def _refusal(key: OrderKey, refused: CancelRefused, policy: CancellationPolicy, now: datetime) -> ApiError:
@@ -564,31 +578,30 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         self,
         reads: Reads,
         store: Store,
-        policies: validation.PolicyLookup,
         page_tokens: validation.PageTokens,
         alerts: AlertWatchers,
     ) -> None:
         self.alerts = alerts
         self.reads = reads
         self.store = store
-        self.policies = policies
         self.page_tokens = page_tokens
         self._rate_messages: dict[tuple[Any, ...], bytes] = {}
 
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
-        rate = await self.reads.rate(seller, request.marketplace_id, window, timeout=deadline(context))
+        timeout = deadline(context)
+        rate = await self.reads.rate(seller, request.marketplace_id, window, timeout=timeout)
+        amazon = await self.reads.amazon_figure(seller, request.marketplace_id, rate, timeout=timeout)
         # the message but its computed_at, by what it says: the same figures give the same bytes
-        key = (seller, request.marketplace_id, window, rate.numerator, rate.denominator)
+        key = (seller, request.marketplace_id, window, rate.numerator, rate.denominator, amazon)
         message = self._rate_messages.get(key)
         if message is None:
-            built = convert.rate_message(seller, request.marketplace_id, rate, policy, now)
-            built.ClearField("computed_at")
+            built = _rate_with_amazon(seller, request.marketplace_id, rate, policy, amazon, None)
             if len(self._rate_messages) >= RATE_MESSAGES:
                 self._rate_messages.clear()
             message = self._rate_messages[key] = built.SerializeToString()
@@ -616,10 +629,11 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         }
         offset = int(self.page_tokens.decode(request.page_token, query)["o"]) if request.page_token else 0
         timeout = deadline(context)
+        policies = await self.reads.policies()
         rates = []
         for seller, mkt in await self.reads.api.accounts(sellers, timeout=timeout):
             try:
-                policy = self.policies.for_marketplace(mkt)
+                policy = policies.for_marketplace(mkt)
                 window = _window(policy, request.window_kind, request.window_days, as_of)
             except (InvalidInput, ApiError):  # a marketplace we do not know, or without such a window
                 continue
@@ -628,7 +642,8 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         rates.sort(key=lambda r: (_SEVERITY[r[2].status], -r[2].rate, r[0], r[1]))
         response = metrics_pb2.ListCancellationRatesResponse()
         for seller, mkt, rate, policy in rates[offset : offset + size]:
-            response.rates.append(convert.rate_message(seller, mkt, rate, policy, now))
+            amazon = await self.reads.amazon_figure(seller, mkt, rate, timeout=timeout)
+            response.rates.append(_rate_with_amazon(seller, mkt, rate, policy, amazon, now))
         if offset + size < len(rates):
             response.next_page_token = self.page_tokens.encode(query, {"o": str(offset + size)})
         return response
@@ -636,7 +651,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCancellationRateHistory(
         self, request: metrics_pb2.GetCancellationRateHistoryRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.GetCancellationRateHistoryResponse:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         mkt = request.marketplace_id
         days = validation.in_range(request.days, "days", 1, 400, 30)
@@ -654,18 +669,23 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
             for n in range(days)
         ]
         buckets = await self.store.buckets(seller, mkt, windows[0][1].start, windows[-1][1].end)
+        reported = {
+            (f.window_start, f.window_end): f
+            for f in await self.store.amazon_figures(seller, mkt, windows[0][1].end)
+        }
         response = metrics_pb2.GetCancellationRateHistoryResponse()
         for day, window in windows:
             rate = cancellation_rate(window, buckets, policy)
+            amazon = reported.get((window.start, window.end))
             response.days.add(
-                day=convert.timestamp(day), rate=convert.rate_message(seller, mkt, rate, policy, now)
+                day=convert.timestamp(day), rate=_rate_with_amazon(seller, mkt, rate, policy, amazon, now)
             )
         return response
 
     async def ProjectCancellationRate(
         self, request: metrics_pb2.ProjectCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.CancellationRateProjection:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         order_ids = validation.order_ids(request.amazon_order_ids)
         reason = (
@@ -713,7 +733,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetRollOff(
         self, request: metrics_pb2.GetRollOffRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.RollOff:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         now = datetime.now(UTC)
         as_of = _as_of(request, now)
@@ -755,13 +775,14 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def ListSuppressionRisks(
         self, request: metrics_pb2.ListSuppressionRisksRequest, context: grpc.aio.ServicerContext
     ) -> metrics_pb2.ListSuppressionRisksResponse:
-        policy = validation.policy(self.policies, request.marketplace_id)
+        policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         as_of = _as_of(request, datetime.now(UTC))
-        since = as_of - timedelta(days=policy.suppression_days)
-        orders = await self.store.orders_purchased(seller, request.marketplace_id, since, as_of + BUCKET)
+        risks = await self.store.suppression_risks(
+            seller, request.marketplace_id, as_of, policy.suppression_days
+        )
         response = metrics_pb2.ListSuppressionRisksResponse()
-        for risk in suppression_risks(orders, policy, as_of):
+        for risk in risks:
             response.risks.add(
                 seller_sku=risk.seller_sku,
                 amazon_order_ids=risk.amazon_order_ids,
@@ -775,7 +796,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         caller = current_call().caller
         sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
         if request.marketplace_id:
-            validation.policy(self.policies, request.marketplace_id)
+            validation.policy(await self.reads.policies(), request.marketplace_id)
         keepalive = validation.in_range(request.keepalive_seconds, "keepalive_seconds", 1, 300, 30)
         query = {
             "rpc": "WatchAlerts",

@@ -17,10 +17,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cancelguard.domain.attribution import attribute
-from cancelguard.domain.model import REASON_BUYER_CANCELED, REASON_NO_INVENTORY, Channel, Order, OrderStatus
+from cancelguard.domain.model import (
+    REASON_BUYER_CANCELED,
+    REASON_NO_INVENTORY,
+    Channel,
+    Order,
+    OrderStatus,
+    RequestKind,
+)
 from cancelguard.domain.policy import CancellationPolicy, marketplace
 from cancelguard.domain.projection import what_if
 from cancelguard.domain.replies import FALLBACK_LANGUAGE, ReplyKind, reply_text
+from cancelguard.domain.requests import open_request
 from cancelguard.domain.windows import CancellationRate
 
 
@@ -140,8 +148,9 @@ def recommend(
             )
         return Recommendation(ActionCode.FULFIL, "", (), False, f"{why}: nothing to do")
 
-    # Unshipped, no label: it can be cancelled.
-    if order.has_open_formal_request:
+    # Unshipped, no label: it can be cancelled. What is asked of the seller is the open request.
+    request = open_request(order)
+    if request is not None and request.kind is RequestKind.FORMAL:
         order_level = order.order_formal_request is not None and order.order_formal_request.is_open
         return Recommendation(
             ActionCode.CANCEL_BUYER_CANCELED,
@@ -175,7 +184,7 @@ def recommend(
             current_rate=current_rate,
             projected_rate=counted,
         )
-    if order.has_informal_request:
+    if request is not None and request.kind is RequestKind.INFORMAL:
         return _with_reply(
             Recommendation(
                 ActionCode.ASK_FOR_FORMAL_REQUEST,

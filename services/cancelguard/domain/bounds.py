@@ -73,7 +73,17 @@ _IDENTIFIER = re.compile(r"[!-~]+")  # printable ASCII, no space
 _BAD_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+def _is_identifier(value: object, max_len: int = MAX_IDENTIFIER) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= max_len and _IDENTIFIER.fullmatch(value) is not None
+
+
+def _is_text(value: object, max_len: int = MAX_TEXT) -> bool:
+    return isinstance(value, str) and len(value) <= max_len and _BAD_CHAR.search(value) is None
+
+
 def identifier(value: object, field: str, *, max_len: int = MAX_IDENTIFIER) -> str:
+    if isinstance(value, str) and _is_identifier(value, max_len):
+        return value
     if not isinstance(value, str):
         raise invalid(Reason.BAD_IDENTIFIER, f"{field} must be a string, got {shown(value)}")
     if not value:
@@ -140,7 +150,9 @@ def planned_time(value: datetime, field: str, *, now: datetime) -> datetime:
 
 
 def _within(value: datetime, field: str, low: datetime, high: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+    if value.tzinfo is not UTC and (
+        value.tzinfo is None or value.utcoffset() is None
+    ):  # UTC: the common case
         raise invalid(Reason.BAD_TIME, f"{field} {value.isoformat()} has no time zone")
     if not low <= value <= high:
         raise invalid(
@@ -185,6 +197,17 @@ def _check_snapshot(body: m.OrderSnapshot, now: datetime) -> None:
     if len(body.items) > MAX_ITEMS:
         raise invalid(Reason.OUT_OF_RANGE, f"the order has {len(body.items)} items (at most {MAX_ITEMS})")
     for n, item in enumerate(body.items):
+        # the common case checked without building the field names the messages would need
+        if (
+            _is_identifier(item.order_item_id)
+            and _is_text(item.seller_sku, MAX_SKU)
+            and _is_text(item.buyer_cancel_reason)
+            and _is_text(item.cancel_reason)
+            and _is_quantity(item.quantity_ordered)
+            and _is_quantity(item.quantity_shipped)
+            and item.cancelled_by is not m.CancelledBy.UNKNOWN
+        ):
+            continue
         where = f"items[{n}]"
         identifier(item.order_item_id, f"{where}.order_item_id")
         text(item.seller_sku, f"{where}.seller_sku", max_len=MAX_SKU)
@@ -196,6 +219,10 @@ def _check_snapshot(body: m.OrderSnapshot, now: datetime) -> None:
                 quantity(value, f"{where}.{name}")
         if item.cancelled_by is m.CancelledBy.UNKNOWN:  # ours, for "nobody says": no source may claim it
             raise invalid(Reason.UNKNOWN_VALUE, f"{where}.cancelled_by is UNKNOWN: say who, or nothing")
+
+
+def _is_quantity(value: object) -> bool:
+    return value is None or (type(value) is int and 0 <= value <= MAX_QUANTITY)
 
 
 def _check_reported_rate(body: m.AmazonReportedRate, now: datetime) -> None:

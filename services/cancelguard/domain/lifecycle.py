@@ -12,7 +12,6 @@ timestamp with the event id as tie-break), so:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -62,9 +61,9 @@ def apply(order: Order | None, event: OrderEvent) -> Order:
         return _apply_request(order, body, stamp, event.source)
     if isinstance(body, SellerCancellationSubmitted):
         cancel = SellerCancel(stamp.at, body.cancel_reason, tuple(sorted(body.order_item_ids)), body.feed_id)
-        return replace(order, seller_cancels=_union(order.seller_cancels, (cancel,)))
+        return _evolve(order, seller_cancels=_union(order.seller_cancels, (cancel,)))
     if isinstance(body, ShippingLabelPurchased):
-        return replace(order, label_purchased_at=_min(order.label_purchased_at, stamp.at))
+        return _evolve(order, label_purchased_at=_min(order.label_purchased_at, stamp.at))
     raise TypeError(f"unknown event body {type(body).__name__}")
 
 
@@ -72,6 +71,27 @@ def fold(events: Iterable[OrderEvent], order: Order | None = None) -> Order | No
     for event in events:
         order = apply(order, event)
     return order
+
+
+def _evolve(order: Order, **changes: object) -> Order:
+    """`dataclasses.replace` for the one hot type: a direct call, several times faster (the fold runs
+    for every event)."""
+    get = changes.get
+    return Order(
+        order.key,
+        get("channel_obs", order.channel_obs),  # type: ignore[arg-type]
+        get("status_obs", order.status_obs),  # type: ignore[arg-type]
+        get("ship_by_obs", order.ship_by_obs),  # type: ignore[arg-type]
+        get("purchased_at", order.purchased_at),  # type: ignore[arg-type]
+        get("seen_pending_at", order.seen_pending_at),  # type: ignore[arg-type]
+        get("left_pending_at", order.left_pending_at),  # type: ignore[arg-type]
+        get("canceled_at", order.canceled_at),  # type: ignore[arg-type]
+        get("label_purchased_at", order.label_purchased_at),  # type: ignore[arg-type]
+        get("order_formal_request", order.order_formal_request),  # type: ignore[arg-type]
+        get("items", order.items),  # type: ignore[arg-type]
+        get("informal_requests", order.informal_requests),  # type: ignore[arg-type]
+        get("seller_cancels", order.seller_cancels),  # type: ignore[arg-type]
+    )
 
 
 # --- joins ----------------------------------------------------------------------------------------
@@ -145,12 +165,12 @@ def _join_item(a: Item, b: Item) -> Item:
     )
 
 
-def _merge_items(order: Order, new_items: Iterable[Item]) -> Order:
+def _merged_items(order: Order, new_items: Iterable[Item]) -> dict[str, Item]:
     items = dict(order.items)
     for item in new_items:
         old = items.get(item.order_item_id)
         items[item.order_item_id] = item if old is None else _join_item(old, item)
-    return replace(order, items=items)
+    return items
 
 
 # --- event bodies ---------------------------------------------------------------------------------
@@ -198,21 +218,24 @@ def _apply_snapshot(order: Order, snap: OrderSnapshot, stamp: Stamp, source: Sou
             left_pending_at = _min(left_pending_at, stamp.at)
     if any((i.quantity_shipped or 0) > 0 for i in snap.items):
         left_pending_at = _min(left_pending_at, stamp.at)
-    order = replace(
-        order,
-        channel_obs=_lww(order.channel_obs, Stamped(snap.channel, stamp) if snap.channel else None),
-        status_obs=_status_join(order.status_obs, Stamped(status, stamp) if status else None),
-        ship_by_obs=_lww(
-            order.ship_by_obs, Stamped(snap.latest_ship_at, stamp) if snap.latest_ship_at else None
-        ),
-        purchased_at=_min(order.purchased_at, snap.purchased_at),
-        seen_pending_at=seen_pending_at,
-        left_pending_at=left_pending_at,
-        canceled_at=canceled_at,
+    items = order.items
+    if snap.items:
+        items = _merged_items(order, (_item_from_observation(o, stamp, source) for o in snap.items))
+    return Order(
+        order.key,
+        _lww(order.channel_obs, Stamped(snap.channel, stamp) if snap.channel else None),
+        _status_join(order.status_obs, Stamped(status, stamp) if status else None),
+        _lww(order.ship_by_obs, Stamped(snap.latest_ship_at, stamp) if snap.latest_ship_at else None),
+        _min(order.purchased_at, snap.purchased_at),
+        seen_pending_at,
+        left_pending_at,
+        canceled_at,
+        order.label_purchased_at,
+        order.order_formal_request,
+        items,
+        order.informal_requests,
+        order.seller_cancels,
     )
-    if not snap.items:
-        return order
-    return _merge_items(order, (_item_from_observation(o, stamp, source) for o in snap.items))
 
 
 def _apply_request(order: Order, body: CancellationRequested, stamp: Stamp, source: Source) -> Order:
@@ -220,9 +243,10 @@ def _apply_request(order: Order, body: CancellationRequested, stamp: Stamp, sour
         request = InformalRequest(
             stamp.at, body.message_id or stamp.event_id, body.language, tuple(sorted(body.order_item_ids))
         )
-        return replace(order, informal_requests=_union(order.informal_requests, (request,)))
+        return _evolve(order, informal_requests=_union(order.informal_requests, (request,)))
     formal = _formal_request(True, body.reason, stamp, source)
     if not body.order_item_ids:
         joined = _join_optional(order.order_formal_request, formal, _join_request)
-        return replace(order, order_formal_request=joined)
-    return _merge_items(order, (Item(order_item_id=i, formal_request=formal) for i in body.order_item_ids))
+        return _evolve(order, order_formal_request=joined)
+    items = _merged_items(order, (Item(order_item_id=i, formal_request=formal) for i in body.order_item_ids))
+    return _evolve(order, items=items)

@@ -219,7 +219,8 @@ def parse_time(value: object, field_name: str = "time") -> datetime:
 
 
 def _require_tz(name: str, ts: datetime | None) -> None:
-    if ts is not None and (ts.tzinfo is None or ts.utcoffset() is None):
+    # `tzinfo is UTC` first: every decoded time is UTC, and this runs for every time of every event
+    if ts is not None and ts.tzinfo is not UTC and (ts.tzinfo is None or ts.utcoffset() is None):
         raise InvalidInput(f"{name} {ts.isoformat()} has no time zone; Amazon's times are UTC", "BAD_TIME")
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cancelguard.domain.attribution import attribute
-from cancelguard.domain.model import CancelledBy, Channel, Order
+from cancelguard.domain.model import Channel, Order
+from cancelguard.domain.placement import seller_cancelled_skus
 from cancelguard.domain.policy import CancellationPolicy
 from cancelguard.domain.windows import utc
 
@@ -38,18 +39,13 @@ def suppression_risks(
             continue
         if not since <= order.purchased_at <= until:
             continue
-        seller_cancelled = attribute(order, policy).counts
+        cancelled = set(seller_cancelled_skus(order, attribute(order, policy)))
         for item in order.items.values():
             if not item.sku:
                 continue
-            # in a partial cancel only the cancelled items' SKUs were cancelled (and not by the buyer)
-            item_cancelled = seller_cancelled and (
-                order.is_canceled
-                or (item.cancellation is not None and item.cancellation.cancelled_by is not CancelledBy.BUYER)
-            )
             per_order = by_sku[item.sku]
             _, before = per_order.get(order.key.amazon_order_id, (order.purchased_at, False))
-            per_order[order.key.amazon_order_id] = (order.purchased_at, before or item_cancelled)
+            per_order[order.key.amazon_order_id] = (order.purchased_at, before or item.sku in cancelled)
     risks = []
     for sku, orders_of_sku in sorted(by_sku.items()):
         entries = sorted((t, order_id, cancelled) for order_id, (t, cancelled) in orders_of_sku.items())
@@ -57,13 +53,15 @@ def suppression_risks(
             if c1 and c2:
                 risks.append(
                     SuppressionRisk(
-                        sku,
-                        (o1, o2),
-                        (t1, t2),
-                        f"SKU {sku}: two consecutive seller cancellations ({o1}, {o2}) within "
-                        f"{policy.suppression_days} days; Amazon may remove the offer (editing its price "
-                        "reactivates it)",
+                        sku, (o1, o2), (t1, t2), suppression_explanation(sku, o1, o2, policy.suppression_days)
                     )
                 )
                 break
     return risks
+
+
+def suppression_explanation(sku: str, first_order: str, second_order: str, days: int) -> str:
+    return (
+        f"SKU {sku}: two consecutive seller cancellations ({first_order}, {second_order}) within "
+        f"{days} days; Amazon may remove the offer (editing its price reactivates it)"
+    )

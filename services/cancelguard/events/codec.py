@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from google.protobuf.message import DecodeError
@@ -38,19 +38,29 @@ _NOT_AN_EVENT = Reason.NOT_AN_EVENT.value
 _MISSING = Reason.MISSING_FIELD.value
 
 
-def _ts(dt: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _dt(ts: Timestamp) -> datetime:
+    # epoch arithmetic: several times faster than Timestamp.ToDatetime, and this runs for every time of
+    # every event; microseconds, as ToDatetime gives
+    seconds, nanos = ts.seconds, ts.nanos
     try:
-        return ts.ToDatetime(tzinfo=UTC)
+        if not 0 <= nanos < 1_000_000_000:
+            raise ValueError(f"nanos {nanos} out of range")
+        return _EPOCH + timedelta(0, seconds, nanos // 1000)  # positional: twice as fast as keywords
     except (ValueError, OverflowError) as exc:  # seconds beyond year 1..9999, or nanos out of range
         raise m.InvalidInput(
             f"order event has a timestamp out of range: {exc}", Reason.TIME_OUT_OF_RANGE.value
         ) from None
+
+
+def _set_ts(target: Timestamp, dt: datetime) -> None:
+    """What `Timestamp.FromDatetime` sets for an aware time, without its time tuple round trip (the
+    encode runs once per event on the ingestion path)."""
+    delta = dt - _EPOCH
+    target.seconds = delta.days * 86400 + delta.seconds
+    target.nanos = delta.microseconds * 1000
 
 
 def encode(event: m.Event) -> bytes:
@@ -59,9 +69,9 @@ def encode(event: m.Event) -> bytes:
         seller_account=event.key.seller_account,
         marketplace_id=event.key.marketplace_id,
         source=_SOURCE_TO_PB[event.source],
-        occurred_at=_ts(event.occurred_at),
-        observed_at=_ts(event.observed_at),
     )
+    _set_ts(out.occurred_at, event.occurred_at)
+    _set_ts(out.observed_at, event.observed_at)
     if isinstance(event, m.AccountEvent):
         _encode_reported_rate(out.amazon_reported_rate, event.body)
         return out.SerializeToString()
@@ -75,9 +85,9 @@ def encode(event: m.Event) -> bytes:
         if body.channel is not None:
             snap.fulfillment_channel = _CHANNEL_TO_PB[body.channel]
         if body.purchased_at is not None:
-            snap.purchased_at.CopyFrom(_ts(body.purchased_at))
+            _set_ts(snap.purchased_at, body.purchased_at)
         if body.latest_ship_at is not None:
-            snap.latest_ship_at.CopyFrom(_ts(body.latest_ship_at))
+            _set_ts(snap.latest_ship_at, body.latest_ship_at)
         for item in body.items:
             i = snap.items.add(
                 order_item_id=item.order_item_id,
@@ -117,8 +127,8 @@ def encode(event: m.Event) -> bytes:
 
 
 def _encode_reported_rate(out: pb.AmazonReportedRate, body: m.AmazonReportedRate) -> None:
-    out.window_from.CopyFrom(_ts(body.window_from))
-    out.window_to.CopyFrom(_ts(body.window_to))
+    _set_ts(out.window_from, body.window_from)
+    _set_ts(out.window_to, body.window_to)
     out.order_count = body.order_count
     out.cancellation_count = body.cancellation_count
     out.rate = str(body.rate)
@@ -160,6 +170,20 @@ def _decode_reported_rate(r: pb.AmazonReportedRate, event_id: str) -> m.AmazonRe
     )
 
 
+def _item(i: pb.ItemSnapshot) -> m.ItemObservation:
+    has = i.HasField
+    return m.ItemObservation(
+        i.order_item_id,
+        i.seller_sku,
+        i.quantity_ordered if has("quantity_ordered") else None,
+        i.quantity_shipped if has("quantity_shipped") else None,
+        i.buyer_requested_cancel if has("buyer_requested_cancel") else None,
+        i.buyer_cancel_reason,
+        _BY_FROM_PB.get(i.cancelled_by),
+        i.cancel_reason,
+    )
+
+
 def decode(data: bytes) -> m.Event:
     """Bytes from the topic -> a domain event. Raises InvalidInput with the reason when it cannot."""
     msg = pb.OrderEvent()
@@ -167,61 +191,64 @@ def decode(data: bytes) -> m.Event:
         msg.ParseFromString(data)
     except DecodeError as exc:
         raise m.InvalidInput(f"not a cancelguard.events.v1.OrderEvent: {exc}", _NOT_AN_EVENT) from exc
+    # each field is read once: every read of a protobuf field builds a new Python object
+    event_id, seller, marketplace_id, order_id = (
+        msg.event_id,
+        msg.seller_account,
+        msg.marketplace_id,
+        msg.amazon_order_id,
+    )
     which = msg.WhichOneof("body")
     account_level = which in _ACCOUNT_BODIES
-    missing = [f for f in ("event_id", "seller_account", "marketplace_id") if not getattr(msg, f)]
-    if not account_level and not msg.amazon_order_id:
+    missing = [
+        name
+        for name, value in (
+            ("event_id", event_id),
+            ("seller_account", seller),
+            ("marketplace_id", marketplace_id),
+        )
+        if not value
+    ]
+    if not account_level and not order_id:
         missing.append("amazon_order_id")
     if missing:
         raise m.InvalidInput(f"order event is missing {', '.join(missing)}", _MISSING)
-    event_id = msg.event_id[:200]
-    if account_level and msg.amazon_order_id:
+    if account_level and order_id:
         raise m.InvalidInput(
-            f"order event {event_id!r}: an account-level {which} names an order", _NOT_AN_EVENT
+            f"order event {event_id[:200]!r}: an account-level {which} names an order", _NOT_AN_EVENT
         )
-    if msg.source not in _SOURCE_FROM_PB:
-        raise m.InvalidInput(f"order event {event_id!r} has no source", _MISSING)
+    source = _SOURCE_FROM_PB.get(msg.source)
+    if source is None:
+        raise m.InvalidInput(f"order event {event_id[:200]!r} has no source", _MISSING)
     if not msg.HasField("occurred_at"):
-        raise m.InvalidInput(f"order event {event_id!r} has no occurred_at (Amazon's time)", _MISSING)
-    observed_at = _dt(msg.observed_at) if msg.HasField("observed_at") else _dt(msg.occurred_at)
+        raise m.InvalidInput(f"order event {event_id[:200]!r} has no occurred_at (Amazon's time)", _MISSING)
+    occurred_at = _dt(msg.occurred_at)
+    observed_at = _dt(msg.observed_at) if msg.HasField("observed_at") else occurred_at
     if account_level:
         return m.AccountEvent(
-            event_id=msg.event_id,
-            key=m.AccountKey(msg.seller_account, msg.marketplace_id),
-            source=_SOURCE_FROM_PB[msg.source],
-            occurred_at=_dt(msg.occurred_at),
-            observed_at=observed_at,
-            body=_decode_reported_rate(msg.amazon_reported_rate, event_id),
+            event_id,
+            m.AccountKey(seller, marketplace_id),
+            source,
+            occurred_at,
+            observed_at,
+            _decode_reported_rate(msg.amazon_reported_rate, event_id),
         )
     body: m.EventBody
     if which == "snapshot":
         s = msg.snapshot
+        has = s.HasField
         body = m.OrderSnapshot(
-            status=_STATUS_FROM_PB.get(s.status),
-            channel=_CHANNEL_FROM_PB.get(s.fulfillment_channel),
-            purchased_at=_dt(s.purchased_at) if s.HasField("purchased_at") else None,
-            latest_ship_at=_dt(s.latest_ship_at) if s.HasField("latest_ship_at") else None,
-            items=tuple(
-                m.ItemObservation(
-                    order_item_id=i.order_item_id,
-                    seller_sku=i.seller_sku,
-                    quantity_ordered=i.quantity_ordered if i.HasField("quantity_ordered") else None,
-                    quantity_shipped=i.quantity_shipped if i.HasField("quantity_shipped") else None,
-                    buyer_requested_cancel=(
-                        i.buyer_requested_cancel if i.HasField("buyer_requested_cancel") else None
-                    ),
-                    buyer_cancel_reason=i.buyer_cancel_reason,
-                    cancelled_by=_BY_FROM_PB.get(i.cancelled_by),
-                    cancel_reason=i.cancel_reason,
-                )
-                for i in s.items
-            ),
+            _STATUS_FROM_PB.get(s.status),
+            _CHANNEL_FROM_PB.get(s.fulfillment_channel),
+            _dt(s.purchased_at) if has("purchased_at") else None,
+            _dt(s.latest_ship_at) if has("latest_ship_at") else None,
+            tuple(map(_item, s.items)),
         )
     elif which == "cancellation_requested":
         r = msg.cancellation_requested
         if r.kind not in _KIND_FROM_PB:
             raise m.InvalidInput(
-                f"order event {msg.event_id[:200]!r}: cancellation request has no kind", _MISSING
+                f"order event {event_id[:200]!r}: cancellation request has no kind", _MISSING
             )
         body = m.CancellationRequested(
             _KIND_FROM_PB[r.kind], tuple(r.order_item_ids), r.reason, r.language, r.message_id
@@ -232,12 +259,7 @@ def decode(data: bytes) -> m.Event:
     elif which == "shipping_label_purchased":
         body = m.ShippingLabelPurchased()
     else:
-        raise m.InvalidInput(f"order event {msg.event_id[:200]!r} has no body", _MISSING)
+        raise m.InvalidInput(f"order event {event_id[:200]!r} has no body", _MISSING)
     return m.OrderEvent(
-        event_id=msg.event_id,
-        key=m.OrderKey(msg.seller_account, msg.marketplace_id, msg.amazon_order_id),
-        source=_SOURCE_FROM_PB[msg.source],
-        occurred_at=_dt(msg.occurred_at),
-        observed_at=observed_at,
-        body=body,
+        event_id, m.OrderKey(seller, marketplace_id, order_id), source, occurred_at, observed_at, body
     )

@@ -34,10 +34,10 @@ from aiokafka import AIOKafkaProducer
 
 from cancelguard import dead_letters, kafka
 from cancelguard.config import Settings
-from cancelguard.domain import bounds
 from cancelguard.domain.model import InvalidInput
 from cancelguard.events import codec
 from cancelguard.ingestion.adapters.order_report import BadRow, OrderReportReader, ReportKind, ReportOrder
+from cancelguard.ingestion.routing import checked
 
 STAGE = "import-report"
 MAX_IN_FLIGHT = 5000  # sends queued before waiting for their acknowledgements
@@ -192,17 +192,7 @@ async def _publish(
         result.rejected[row.reason] += 1
         if len(result.bad_rows) < SHOWN_BAD_ROWS:
             result.bad_rows.append(row)
-        letter = dead_letters.build(
-            value=None,  # the row holds the buyer's name and address: nothing of it is kept but its id
-            key=None,
-            reason_code=row.reason,
-            message=row.message,
-            origin=dead_letters.FileOrigin(result.name, row.line),
-            stage=STAGE,
-            replacement=json.dumps(
-                {"order_id": row.order_id, "line": row.line, "reason": row.reason}
-            ).encode(),
-        )
+        letter = bad_row_letter(row, result.name, STAGE)
         # no log line per row (a large file would flood the log): the summary counts them by reason
         in_flight.append(await kafka.send_dead_letter(producer, settings.dead_letter_topic, letter))
 
@@ -221,6 +211,20 @@ async def _publish(
     report(reader.rows_read)
 
 
+def bad_row_letter(row: BadRow, file_name: str, stage: str) -> dead_letters.DeadLetter:
+    """A bad report row's dead letter: the row holds the buyer's name and address, so nothing of it is
+    kept but its order id, its line and why."""
+    return dead_letters.build(
+        value=None,
+        key=None,
+        reason_code=row.reason,
+        message=row.message,
+        origin=dead_letters.FileOrigin(file_name, row.line),
+        stage=stage,
+        replacement=json.dumps({"order_id": row.order_id, "line": row.line, "reason": row.reason}).encode(),
+    )
+
+
 async def _send_order(
     settings: Settings,
     producer: AIOKafkaProducer,
@@ -231,9 +235,7 @@ async def _send_order(
     reject: Callable[[BadRow], Awaitable[None]],
 ) -> None:
     try:
-        encoded = [
-            (e.key.partition_key.encode(), codec.encode(bounds.check_event(e, now=now))) for e in order.events
-        ]
+        encoded = [(e.key.partition_key.encode(), codec.encode(checked(e, now))) for e in order.events]
     except InvalidInput as exc:  # the reader checked them already: a bug of ours, still not a crash
         order_id = order.events[0].key.amazon_order_id
         for line in order.lines:

@@ -9,27 +9,37 @@ the dead-letter topic, and so does one whose data Postgres refuses (found by try
 one at a time); each dead letter is acknowledged before the batch commits, and the next record is
 applied. While Postgres or Kafka is away the batch in hand is retried with backoff and health says
 NOT_SERVING (`runtime.Dependencies`); past `outage_limit_s` the service exits with the reason.
+
+The loop overlaps Python with Postgres: a reader task fetches and decodes the next batch (as many
+records as are ready, up to `batch_max_records`) while the current one is in Postgres; one batch waits
+at most, so memory stays bounded whatever the backlog. Between batches: alerts the batches wrote to
+the outbox are published (`outbox.py`), the windows that move with time are checked for alerts every
+`alert_sweep_s`, and facts and buckets past `retention_days` are deleted in small chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from cancelguard import db, dead_letters, kafka
+from cancelguard import db, dead_letters, faults, kafka
 from cancelguard.config import Settings
 from cancelguard.domain.bounds import Reason, check_event
 from cancelguard.domain.model import Event, InvalidInput, OrderEvent
 from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
-from cancelguard.metrics.store import BatchResult, PartitionBatch, Store
+from cancelguard.metrics.outbox import OutboxPublisher
+from cancelguard.metrics.store import AlertOptions, BatchResult, PartitionBatch, Store
 from cancelguard.runtime import Dependencies, HealthServer, backoff_delays, connect_with_retry
 
 log = logging.getLogger("cancelguard.metrics")
@@ -47,7 +57,17 @@ DEAD_LETTERS = Counter(
 )
 ROW_WRITES = Counter("cancelguard_metrics_row_writes_total", "Order and bucket rows upserted", ["table"])
 BATCH_SECONDS = Histogram("cancelguard_metrics_batch_seconds", "Time to apply one batch")
+ALERTS = Counter("cancelguard_metrics_alerts_published_total", "Alerts published to the alerts topic")
+RETAINED = Counter("cancelguard_metrics_rows_deleted_total", "Rows deleted by retention", ["table"])
 ASSIGNED = Gauge("cancelguard_metrics_assigned_partitions", "Partitions this instance owns")
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A fetched batch, decoded: the events per partition, and the dead letters of what did not read."""
+
+    parts: list[PartitionBatch]
+    letters: list[dead_letters.DeadLetter]
 
 
 class _KafkaDown(Exception):
@@ -59,7 +79,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
         self.service = service
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        pass  # every batch is committed to Postgres before the next getmany: nothing in flight to flush
+        pass  # a batch still in hand for them is fenced by the stored offsets: nothing to flush
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         await self.service.seek_to_stored(list(assigned))
@@ -72,6 +92,28 @@ def decode(record: ConsumerRecord, now: datetime) -> Event:
     event = codec.decode(record.value)
     marketplace(event.key.marketplace_id)
     return check_event(event, now=now)
+
+
+Refusal = tuple[TopicPartition, ConsumerRecord, Exception]
+
+
+def decode_partitions(
+    batch: dict[TopicPartition, list[ConsumerRecord]], now: datetime
+) -> tuple[list[PartitionBatch], list[Refusal]]:
+    """A fetched batch as events per partition in partition order (None for a record that does not
+    decode), and each refused record with the reason."""
+    parts = []
+    refused: list[Refusal] = []
+    for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
+        decoded: list[tuple[int, Event | None]] = []
+        for record in records:
+            try:
+                decoded.append((record.offset, decode(record, now)))
+            except Exception as exc:
+                decoded.append((record.offset, None))
+                refused.append((tp, record, exc))
+        parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
+    return parts, refused
 
 
 class MetricsService:
@@ -89,10 +131,14 @@ class MetricsService:
         )
         self.kafka_probe = kafka.KafkaProbe(settings.kafka_bootstrap)
         self.store: Store | None = None
+        self.outbox: OutboxPublisher | None = None
         self.dependencies: Dependencies | None = None
         self._lag_offsets: dict[TopicPartition, int] = {}
         self.renew_producer = False
         self._lag_committed_at = time.monotonic()
+        self._unpublished = False  # a batch raised alerts that are not on the topic yet
+        self._next_sweep = 0.0
+        self._next_retention = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -113,7 +159,13 @@ class MetricsService:
                 timeout_s=s.startup_timeout_s,
                 stop=stop,
             )
-            self.store = Store(pool, s.policies)
+            self.store = Store(
+                pool,
+                s.policies,
+                alerts=AlertOptions(timedelta(seconds=s.alert_grace_s), s.amazon_tolerance),
+            )
+            await self.store.adopt_policy()
+            self.outbox = OutboxPublisher(self.store, self.producer, s.kafka_bootstrap, s.alerts_topic)
             ready_pool = pool
             self.dependencies = Dependencies(
                 {KAFKA: self.kafka_probe, POSTGRES: lambda: db.ping(ready_pool)},
@@ -128,11 +180,31 @@ class MetricsService:
             log.info(
                 "applying order events", extra={"topic": s.order_events_topic, "schema": s.postgres_schema}
             )
-            while not stop.is_set():
-                self.dependencies.check_limit()
-                batch = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms)
-                if batch:
-                    await self.process(batch, stop)
+            await self._housekeeping(force_publish=True)  # alerts a killed predecessor committed
+            # Decoding and folding make millions of short-lived objects, none in a cycle: let the cyclic
+            # collector run less often, and never over what start-up left behind.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 20)
+            ready: asyncio.Queue[_Decoded] = asyncio.Queue(maxsize=1)
+            reader = asyncio.create_task(self._read_ahead(ready, stop))
+            try:
+                while not stop.is_set():
+                    self.dependencies.check_limit()
+                    if reader.done():
+                        reader.result()  # raises what stopped it
+                        break
+                    try:
+                        decoded = await asyncio.wait_for(ready.get(), s.batch_timeout_ms / 1000)
+                    except TimeoutError:
+                        decoded = None
+                    if decoded is not None:
+                        await self.process(decoded, stop)
+                    await self._housekeeping()
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
         finally:
             if self.dependencies is not None:
                 await self.dependencies.stop()
@@ -164,28 +236,42 @@ class MetricsService:
             extra={"partitions": sorted(tp.partition for tp in assigned), "stored_offsets": stored},
         )
 
-    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+    async def _read_ahead(self, ready: asyncio.Queue[_Decoded], stop: asyncio.Event) -> None:
+        """Fetch and decode batches while the previous one is in Postgres; `ready` holds one at most."""
+        s = self.settings
+        while not stop.is_set():
+            batch = await self.consumer.getmany(
+                timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records
+            )
+            count = sum(len(r) for r in batch.values())
+            while batch and count < s.batch_max_records:  # what else is fetched already: bigger batches
+                more = await self.consumer.getmany(timeout_ms=0, max_records=s.batch_max_records - count)
+                if not more:
+                    break
+                for tp, records in more.items():
+                    batch.setdefault(tp, []).extend(records)
+                count += sum(len(r) for r in more.values())
+            if batch:
+                await ready.put(self.decode_batch(batch))
+
+    def decode_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Decoded:
+        parts, refused = decode_partitions(batch, datetime.now(UTC))
+        letters = [self._dead_letter(r.value, r.key, exc, tp, r.offset) for tp, r, exc in refused]
+        return _Decoded(parts, letters)
+
+    async def process(self, decoded: _Decoded, stop: asyncio.Event) -> None:
         with BATCH_SECONDS.time():
-            now = datetime.now(UTC)
-            parts = []
-            letters = []
-            for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
-                decoded: list[tuple[int, Event | None]] = []
-                for record in records:
-                    try:
-                        decoded.append((record.offset, decode(record, now)))
-                    except Exception as exc:
-                        decoded.append((record.offset, None))
-                        letters.append(self._dead_letter(record.value, record.key, exc, tp, record.offset))
-                parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
-            result = await self._apply(parts, letters, stop)
+            result = await self._apply(decoded.parts, decoded.letters, stop)
         if result is None:
             return  # stopped during an outage: nothing committed; the batch is re-read after a restart
         EVENTS_APPLIED.inc(result.events_applied)
         RECORDS_SKIPPED.inc(result.records_skipped)
         ROW_WRITES.labels("orders").inc(result.orders_written)
         ROW_WRITES.labels("cr_buckets").inc(result.buckets_written)
-        self._lag_offsets.update({TopicPartition(p.topic, p.partition): p.next_offset for p in parts})
+        if result.alerts_raised:
+            faults.reached(faults.ALERTS_COMMITTED)
+            self._unpublished = True
+        self._lag_offsets.update({TopicPartition(p.topic, p.partition): p.next_offset for p in decoded.parts})
         if time.monotonic() - self._lag_committed_at >= self.settings.kafka_commit_interval_s:
             await self._commit_lag_offsets()
 
@@ -200,6 +286,36 @@ class MetricsService:
             self._lag_offsets.clear()
         except KafkaError as exc:
             log.info("kafka offset commit skipped: %s", exc)
+
+    async def _housekeeping(self, *, force_publish: bool = False) -> None:
+        """Alerts to publish, windows to sweep, rows past retention: each when due. A failure (Kafka or
+        Postgres away) is logged and tried again later; the outbox keeps what was not sent."""
+        assert self.store is not None and self.outbox is not None and self.dependencies is not None
+        if not self.dependencies.all_up:
+            return  # during an outage: the batch retry reports it; the outbox keeps what is unsent
+        s = self.settings
+        clock = time.monotonic()
+        try:
+            if clock >= self._next_sweep:
+                self._next_sweep = clock + s.alert_sweep_s
+                if await self.store.sweep_alerts():
+                    self._unpublished = True
+            if self._unpublished or force_publish:
+                await self._renew_producer_if_broken()
+                ALERTS.inc(await self.outbox.publish())
+                self._unpublished = False
+            if s.retention_days and clock >= self._next_retention:
+                self._next_retention = clock + s.retention_interval_s
+                horizon = datetime.now(UTC) - timedelta(days=s.retention_days)
+                for table, n in (await self.store.delete_expired(horizon)).items():
+                    RETAINED.labels(table).inc(n)
+        except (KafkaError, TimeoutError) as exc:  # one warning per outage, as for the batches
+            self.renew_producer = True  # an expired batch leaves the producer unusable: see kafka
+            await self.dependencies.down(KAFKA, exc)
+        except Exception as exc:
+            if not db.is_transient(exc):
+                raise
+            await self.dependencies.down(POSTGRES, exc)
 
     async def _apply(
         self, parts: list[PartitionBatch], letters: list[dead_letters.DeadLetter], stop: asyncio.Event
@@ -237,7 +353,7 @@ class MetricsService:
     ) -> tuple[list[PartitionBatch], list[dead_letters.DeadLetter]]:
         """The batch without the events Postgres refuses, and their dead letters."""
         assert self.store is not None
-        events = [e for p in parts for _, e in p.records if isinstance(e, OrderEvent)]  # what the store folds
+        events = [e for p in parts for _, e in p.records if isinstance(e, OrderEvent)]
         refused = await self.store.rejected(events)
         if not refused:
             raise error  # the batch fails, yet no event alone does: not a poison record; let it crash
@@ -247,7 +363,7 @@ class MetricsService:
         for p in parts:
             records: list[tuple[int, Event | None]] = []
             for offset, event in p.records:
-                if isinstance(event, OrderEvent) and id(event) in bad:
+                if event is not None and id(event) in bad:
                     exc = next(x for e, x in refused if e is event)
                     tp = TopicPartition(p.topic, p.partition)
                     store_error = InvalidInput(
@@ -283,15 +399,20 @@ class MetricsService:
     async def _send(self, letters: list[dead_letters.DeadLetter]) -> None:
         topic = self.settings.dead_letter_topic
         try:
-            if self.renew_producer:  # a send failed before: see kafka.renew_producer
-                self.producer = await kafka.renew_producer(
-                    self.producer, self.settings.kafka_bootstrap, client_id="cancelguard-metrics"
-                )
-                self.renew_producer = False
+            await self._renew_producer_if_broken()
             futures = [await kafka.send_dead_letter(self.producer, topic, letter) for letter in letters]
             await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
         except (KafkaError, TimeoutError) as exc:
             raise _KafkaDown from exc
+
+    async def _renew_producer_if_broken(self) -> None:
+        if self.renew_producer:  # a send failed before: see kafka.renew_producer
+            self.producer = await kafka.renew_producer(
+                self.producer, self.settings.kafka_bootstrap, client_id="cancelguard-metrics"
+            )
+            if self.outbox is not None:
+                self.outbox.producer = self.producer
+            self.renew_producer = False
 
     async def _close(self) -> None:
         await self._commit_lag_offsets()

@@ -37,12 +37,19 @@ def load_json_object(raw: bytes | str | Mapping[str, Any], what: str) -> Mapping
     return doc
 
 
+_PARTS: dict[str, tuple[str, ...]] = {}  # dotted path -> its parts: the adapters use a few dozen paths
+
+
 def optional(node: Any, path: str) -> Any:
     """The value at a dotted path, or None where any part is absent (or null)."""
-    if type(node) is dict and "." not in path:  # the common case, read once per field of every record
-        return node.get(path)
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = tuple(path.split("."))
+        if len(_PARTS) < 10_000:  # bounded, whatever paths a caller makes up
+            _PARTS[path] = parts
+    for part in parts:
+        # JSON objects are dicts: the exact-type test is what the hot path pays, the ABC check the rest
+        if type(node) is not dict and not isinstance(node, Mapping):
             return None
         node = node.get(part, _MISSING)
         if node is _MISSING:

@@ -41,6 +41,17 @@ PERSONAL_FIELDS = ("Payload.OrderChangeNotification.Summary.DestinationPostalCod
 
 _CHANGE = "Payload.OrderChangeNotification"
 _SUMMARY = f"{_CHANGE}.Summary"
+# the paths read from every notification, spelled once
+_ID = "NotificationMetadata.NotificationId"
+_WHEN = f"{_CHANGE}.OrderChangeTrigger.TimeOfOrderChange"
+_ITEMS = f"{_SUMMARY}.OrderItems"
+_SELLER = f"{_CHANGE}.SellerId"
+_MARKETPLACE = f"{_SUMMARY}.MarketplaceId"
+_ORDER = f"{_CHANGE}.AmazonOrderId"
+_STATUS = f"{_SUMMARY}.OrderStatus"
+_CHANNEL = f"{_SUMMARY}.FulfillmentType"
+_PURCHASED = f"{_SUMMARY}.PurchaseDate"
+_SHIP_BY = f"{_SUMMARY}.LatestShipDate"
 
 
 def _item(item: Any, where: str) -> ItemObservation:
@@ -63,32 +74,30 @@ def parse_order_change(raw: bytes | str | Mapping[str, Any], *, observed_at: dat
     if kind != NOTIFICATION_TYPE:
         raise invalid(Reason.WRONG_TYPE, f"expected NotificationType ORDER_CHANGE, got {bounds.shown(kind)}")
     now = observed_at
-    notification_id = identifier_at(doc, "NotificationMetadata.NotificationId", WHAT, max_len=128)
+    notification_id = identifier_at(doc, _ID, WHAT, max_len=128)
     # TimeOfOrderChange may be null (schema: string or null): then the notification's EventTime
-    when = time_at(doc, f"{_CHANGE}.OrderChangeTrigger.TimeOfOrderChange", WHAT, now=now, must=False)
+    when = time_at(doc, _WHEN, WHAT, now=now, must=False)
     if when is None:
         when = time_at(doc, "EventTime", WHAT, now=now)
-    raw_items = array_at(doc, f"{_SUMMARY}.OrderItems", WHAT)
-    items = tuple(_item(item, f"{_SUMMARY}.OrderItems[{n}]") for n, item in enumerate(raw_items))
+    raw_items = array_at(doc, _ITEMS, WHAT)
+    items = tuple(_item(item, f"{_ITEMS}[{n}]") for n, item in enumerate(raw_items))
     assert when is not None
     return OrderEvent(
         event_id=f"order-change:{notification_id}",
         key=OrderKey(
-            seller_account=identifier_at(doc, f"{_CHANGE}.SellerId", WHAT),
-            marketplace_id=identifier_at(doc, f"{_SUMMARY}.MarketplaceId", WHAT),
-            amazon_order_id=identifier_at(doc, f"{_CHANGE}.AmazonOrderId", WHAT),
+            seller_account=identifier_at(doc, _SELLER, WHAT),
+            marketplace_id=identifier_at(doc, _MARKETPLACE, WHAT),
+            amazon_order_id=identifier_at(doc, _ORDER, WHAT),
         ),
         source=Source.ORDER_CHANGE,
         occurred_at=when,
         observed_at=observed_at,
         body=OrderSnapshot(
-            status=parse_status(required(doc, f"{_SUMMARY}.OrderStatus", WHAT)),
-            channel=parse_channel(required(doc, f"{_SUMMARY}.FulfillmentType", WHAT)),
+            status=parse_status(required(doc, _STATUS, WHAT)),
+            channel=parse_channel(required(doc, _CHANNEL, WHAT)),
             # required by the schema, and without it the order would sit in no CR window
-            purchased_at=time_at(doc, f"{_SUMMARY}.PurchaseDate", WHAT, now=now),
-            latest_ship_at=time_at(
-                doc, f"{_SUMMARY}.LatestShipDate", WHAT, now=now, planned=True, must=False
-            ),
+            purchased_at=time_at(doc, _PURCHASED, WHAT, now=now),
+            latest_ship_at=time_at(doc, _SHIP_BY, WHAT, now=now, planned=True, must=False),
             items=items,
         ),
     )

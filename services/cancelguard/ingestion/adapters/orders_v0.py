@@ -11,6 +11,10 @@ order's `MarketplaceId`, or the poller's marketplace when the order lacks it.
 
 The event id is the order id + `LastUpdateDate` (domain.md, Implications 2: a re-polled unchanged order
 is a duplicate), with ":items" when the items were read, so two different observations never share an id.
+
+`parse_order_items_v0` reads getOrderItems alone (what an ORDER_CHANGE notification's one enrichment
+call returns): a snapshot of the items only, as of when they were read, since the answer has no time
+of its own.
 """
 
 from __future__ import annotations
@@ -98,4 +102,21 @@ def parse_order_v0(
             latest_ship_at=time_at(doc, "LatestShipDate", WHAT, now=now, planned=True, must=False),
             items=observations,
         ),
+    )
+
+
+def parse_order_items_v0(
+    items: list[Any], *, key: OrderKey, purchased_at: datetime, observed_at: datetime
+) -> OrderEvent:
+    """getOrderItems' `OrderItems` (every page) alone -> a snapshot of the items, at `observed_at` (the
+    answer says nothing of the order's status or time). `purchased_at` comes from the notification
+    that asked for them: without it the snapshot would sit in no CR window."""
+    observations = tuple(_item(item, f"{ITEMS}[{n}]") for n, item in enumerate(as_array(items, ITEMS)))
+    return OrderEvent(
+        event_id=f"orders-v0-items:{key.amazon_order_id}:{observed_at.isoformat()}",
+        key=key,
+        source=Source.ORDERS_V0,
+        occurred_at=observed_at,
+        observed_at=observed_at,
+        body=OrderSnapshot(purchased_at=purchased_at, items=observations),
     )

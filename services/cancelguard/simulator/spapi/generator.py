@@ -102,6 +102,9 @@ class ScenarioSpec:
     sellers: tuple[str, ...] = DEFAULT_SELLERS
     marketplaces: tuple[str, ...] = DEFAULT_MARKETPLACES
     orders_per_day: int = 12  # per seller x marketplace, +-25%
+    # nothing happens after this time (stories stop there): a world that a poller, given a few minutes
+    # past it, can read completely, so that its truth is final (the demo)
+    horizon: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -128,7 +131,20 @@ def generate_world(spec: ScenarioSpec) -> World:
                 for _ in range(count):
                     purchased = (start + timedelta(seconds=rng.uniform(0, 86400))).replace(microsecond=0)
                     _Story(world, rng, reasons, used_ids, seller, marketplace_id, purchased).tell()
+    if spec.horizon is not None:
+        _stop_at(world, spec.horizon)
     return world
+
+
+def _stop_at(world: World, horizon: datetime) -> None:
+    for key, order in list(world.orders.items()):
+        order.versions = [v for v in order.versions if v.at <= horizon]
+        if not order.versions:
+            del world.orders[key]
+        elif order.label_at is not None and order.label_at > horizon:
+            order.label_at = None
+    world.messages = [m for m in world.messages if m.sent_at <= horizon]
+    world.seller_cancels = [c for c in world.seller_cancels if c.submitted_at <= horizon]
 
 
 class _Cycle:

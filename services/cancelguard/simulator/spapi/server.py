@@ -18,6 +18,7 @@ Admin endpoints (dev only, no auth, loopback):
     GET  /_sim/notifications?after=N   ORDER_CHANGE notifications published so far (as SQS would hold)
     GET  /_sim/buyer-messages?after=N  buyer messages sent so far (as the helpdesk would forward them)
     GET  /_sim/stats                   requests per operation and status, LWA token requests
+    GET  /_sim/queries?operation=KEY   the query parameters of the latest calls of an operation
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -265,6 +266,10 @@ class Simulator:
         self.reports: dict[str, SimJob] = {}
         self.feeds: dict[str, SimJob] = {}
         self.stats: Counter[str] = Counter()
+        # what each operation was asked, newest last (tests check where a poller resumed from)
+        self.queries: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=20000)
+        # tests of bad input: (operation key, answer body) -> the body to send instead
+        self.tamper: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
         self._key = secrets.token_bytes(32)  # signs pagination tokens and document URLs
         self._ids = itertools.count(50001)
         self.notifications = Published()
@@ -379,7 +384,10 @@ class Simulator:
                 self._rate_limit(seller, op)
                 await self._faulty()
                 self._tick()
+                self.queries.append((op.key, seller, dict(request.query)))
                 status, body = await handler(request, seller)
+                if self.tamper is not None and status < 300:
+                    body = self.tamper(op.key, body)
             except ApiError as exc:
                 status = exc.status
                 error: dict[str, str] = {"code": exc.code, "message": exc.message}
@@ -1086,6 +1094,11 @@ class Simulator:
     async def admin_stats(self, request: web.Request) -> web.Response:
         return web.json_response(dict(sorted(self.stats.items())))
 
+    async def admin_queries(self, request: web.Request) -> web.Response:
+        op = request.query.get("operation")
+        found = [{"operation": k, "seller_id": s, "query": q} for k, s, q in self.queries if op in (None, k)]
+        return web.json_response({"queries": found[-int(request.query.get("limit", "100")) :]})
+
     # --- the app ----------------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
@@ -1119,6 +1132,7 @@ class Simulator:
         app.router.add_get("/_sim/notifications", self.admin_notifications)
         app.router.add_get("/_sim/buyer-messages", self.admin_messages)
         app.router.add_get("/_sim/stats", self.admin_stats)
+        app.router.add_get("/_sim/queries", self.admin_queries)
         app.router.add_get("/_sim/health", _ok)
         return app
 

@@ -1,5 +1,7 @@
 -- The API's own records (issue 9), and the notifications that keep its read cache fresh.
--- Nothing here changes what the metrics service writes: the triggers only observe its commits.
+-- Nothing here changes what the metrics service writes: the triggers only observe its commits, and
+-- only those of the active generation (a rebuild's rows are nobody's news until its switch, which
+-- says so itself: 'g').
 
 -- Writes, once per request_id (AIP-155): a retry gets the stored response, and the order event is
 -- published again until it is known to be on the topic (published_at).
@@ -29,8 +31,8 @@ CREATE TABLE request_answers (
     PRIMARY KEY (seller_account, marketplace_id, amazon_order_id)
 );
 
--- Every change of an order's cancellation request, in the order WatchCancellationRequests streams
--- them. A reader takes only rows of transactions older than every transaction still running
+-- Every change of an order's cancellation request in the active generation, in the order
+-- WatchCancellationRequests streams them. A reader takes only rows of transactions older than every transaction still running
 -- (tx < pg_snapshot_xmin(pg_current_snapshot())), in (tx, seq) order: no row can later appear before
 -- a position already read, so a watcher resuming from (tx, seq) sees every change exactly once.
 CREATE TABLE request_changes (
@@ -49,6 +51,9 @@ CREATE INDEX request_changes_changed ON request_changes (changed_at);
 CREATE FUNCTION log_request_change() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN
+    IF NEW.generation IS DISTINCT FROM (SELECT generation FROM generations WHERE state = 'active') THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO request_changes (seller_account, marketplace_id, amazon_order_id, kind)
     VALUES (NEW.seller_account, NEW.marketplace_id, NEW.amazon_order_id,
             CASE WHEN NEW.open_request IS NULL THEN 'CLOSED'
@@ -65,14 +70,21 @@ CREATE TRIGGER orders_request_changed AFTER UPDATE OF open_request, request_at O
     EXECUTE FUNCTION log_request_change();
 
 -- Read-cache invalidation, delivered at commit on channel cancelguard_reads, one notification per
--- statement: "r <seller>|<marketplace> ..." (CR buckets changed), "o <seller>|<marketplace>|<order> ..."
--- (orders changed), "O <seller>|<marketplace> ..." (many orders of these accounts changed), "c <seller>
--- ..." (request changes logged).
+-- statement: "r <seller>|<marketplace> ..." (CR buckets or Amazon's figures changed), "o
+-- <seller>|<marketplace>|<order> ..." (orders changed), "O <seller>|<marketplace> ..." (many orders of
+-- these accounts changed), "c <seller> ..." (request changes logged), "g" (another generation is
+-- active: everything changed).
+CREATE FUNCTION active_generation() RETURNS integer LANGUAGE sql STABLE
+SET search_path FROM CURRENT AS $$
+    SELECT generation FROM generations WHERE state = 'active'
+$$;
+
 CREATE FUNCTION notify_buckets() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     keys text;
 BEGIN
-    SELECT string_agg(DISTINCT seller_account || '|' || marketplace_id, ' ') INTO keys FROM changed;
+    SELECT string_agg(DISTINCT seller_account || '|' || marketplace_id, ' ') INTO keys FROM changed
+        WHERE generation = active_generation();
     IF keys IS NOT NULL THEN
         PERFORM pg_notify('cancelguard_reads', 'r ' || left(keys, 7000));
         IF length(keys) > 7000 THEN
@@ -89,19 +101,48 @@ CREATE TRIGGER cr_buckets_notify_update AFTER UPDATE ON cr_buckets
 CREATE TRIGGER cr_buckets_notify_delete AFTER DELETE ON cr_buckets
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_buckets();
 
+-- Amazon's figures are not per generation
+CREATE FUNCTION notify_amazon_rates() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    keys text;
+BEGIN
+    SELECT string_agg(DISTINCT seller_account || '|' || marketplace_id, ' ') INTO keys FROM changed;
+    IF keys IS NOT NULL THEN
+        PERFORM pg_notify('cancelguard_reads', CASE WHEN length(keys) > 7000 THEN '*' ELSE 'r ' || keys END);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER amazon_rates_notify_insert AFTER INSERT ON amazon_rates
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_amazon_rates();
+CREATE TRIGGER amazon_rates_notify_update AFTER UPDATE ON amazon_rates
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_amazon_rates();
+
+CREATE FUNCTION notify_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('cancelguard_reads', 'g');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER generations_notify AFTER UPDATE OF state ON generations
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_generation();
+
 CREATE FUNCTION notify_orders() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     keys text;
 BEGIN
     IF (SELECT count(*) FROM changed) <= 100 THEN
         SELECT string_agg(DISTINCT seller_account || '|' || marketplace_id || '|' || amazon_order_id, ' ')
-            INTO keys FROM changed;
+            INTO keys FROM changed WHERE generation = active_generation();
         IF keys IS NOT NULL THEN
             PERFORM pg_notify('cancelguard_reads', 'o ' || keys);
         END IF;
     ELSE
-        SELECT string_agg(DISTINCT seller_account || '|' || marketplace_id, ' ') INTO keys FROM changed;
-        PERFORM pg_notify('cancelguard_reads', CASE WHEN length(keys) > 7000 THEN '*' ELSE 'O ' || keys END);
+        SELECT string_agg(DISTINCT seller_account || '|' || marketplace_id, ' ') INTO keys FROM changed
+            WHERE generation = active_generation();
+        IF keys IS NOT NULL THEN
+            PERFORM pg_notify('cancelguard_reads', CASE WHEN length(keys) > 7000 THEN '*' ELSE 'O ' || keys END);
+        END IF;
         -- '*' and 'O' drop more than the changed orders: a big batch is rare on one API's hot keys
     END IF;
     RETURN NULL;
@@ -113,10 +154,24 @@ CREATE TRIGGER orders_notify_update AFTER UPDATE ON orders
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_orders();
 CREATE TRIGGER orders_notify_delete AFTER DELETE ON orders
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_orders();
+
+-- an answer is the API's own row, one per call, of no generation
+CREATE FUNCTION notify_answers() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    keys text;
+BEGIN
+    SELECT string_agg(DISTINCT seller_account || '|' || marketplace_id || '|' || amazon_order_id, ' ')
+        INTO keys FROM changed;
+    IF keys IS NOT NULL THEN
+        PERFORM pg_notify('cancelguard_reads', CASE WHEN length(keys) > 7000 THEN '*' ELSE 'o ' || keys END);
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE TRIGGER request_answers_notify_insert AFTER INSERT ON request_answers
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_orders();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_answers();
 CREATE TRIGGER request_answers_notify_update AFTER UPDATE ON request_answers
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_orders();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION notify_answers();
 
 CREATE FUNCTION notify_request_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
