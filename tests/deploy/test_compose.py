@@ -13,13 +13,14 @@ import sys
 import urllib.request
 import uuid
 
-import grpc
 import pytest
 
+from cancelguard.client import Client
+from cancelguard.demo_credentials import DEMO_TOKEN
 from cancelguard.domain.policy import marketplace
 from cancelguard.localstack import find_free_port
 from cancelguard.simulator.scenario import DEFAULT_SHOPS
-from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc
+from cancelguard.v1 import metrics_pb2
 
 from .support import REPO, image_env
 
@@ -74,8 +75,8 @@ def test_the_compose_stack_serves_the_demo_rates_through_the_api() -> None:
         shops = {
             (s.seller_id, marketplace(s.marketplace_id).country): s.marketplace_id for s in DEFAULT_SHOPS
         }
-        with grpc.insecure_channel(f"127.0.0.1:{api_port}") as channel:
-            stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+        with Client(f"127.0.0.1:{api_port}", token=DEMO_TOKEN) as api:  # the demo's FAKE caller
+            stub = api.metrics
             for seller, country, orders, cancelled in printed:
                 rate = stub.GetCancellationRate(
                     metrics_pb2.GetCancellationRateRequest(

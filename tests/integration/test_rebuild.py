@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import grpc
 import pytest
 
 from cancelguard import kafka
 from cancelguard.api.server import serve
+from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
+from cancelguard.demo_credentials import DEMO_TOKEN
 from cancelguard.domain.attribution import contribution
 from cancelguard.domain.lifecycle import fold
 from cancelguard.domain.model import OrderEvent, OrderKey
@@ -32,7 +33,7 @@ from cancelguard.metrics.rebuild import rebuild
 from cancelguard.metrics.service import MetricsService
 from cancelguard.processes import settings_env
 from cancelguard.simulator.scenario import Scenario, generate
-from cancelguard.v1 import metrics_pb2, metrics_pb2_grpc
+from cancelguard.v1 import metrics_pb2
 
 pytestmark = pytest.mark.integration
 
@@ -84,8 +85,8 @@ async def services(settings: Settings) -> AsyncIterator[None]:
 async def api_rates(
     settings: Settings, accounts: list[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.api_port}") as channel:
-        stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+    async with AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN) as api:
+        stub = api.metrics
         out = {}
         for seller, mkt in accounts:
             r = await stub.GetCancellationRate(
