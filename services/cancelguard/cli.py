@@ -17,8 +17,10 @@ cancelguard cr [SELLER MARKETPLACE] [--live] [--as-of TIME] [--history [DAYS]] [
 cancelguard orders SELLER [--marketplace ID] [--action CODE] [--needs-review] [--json]
 cancelguard requests SELLER MARKETPLACE [--watch] [--json]
                                          open cancellation requests with the action to take
-cancelguard decide SELLER MARKETPLACE ORDER REASON [--item ID] [--feed FILE]
-                                         cancel an order (checked first); prints the cancel feed
+cancelguard decide SELLER MARKETPLACE ORDER REASON [--item ID] [--feed FILE] [--submit]
+                                         cancel an order (checked first); prints the cancel feed, or
+                                         with --submit has cancelguard submit it to Amazon
+cancelguard feed SELLER EVENT_ID         where a submitted cancel feed stands (Amazon's report)
 cancelguard api-token NAME [--seller ID]  a new token for a calling service, with its callers-file entry
 cancelguard dead-letters list [--reason CODE] [--stage STAGE] [--json]
 cancelguard dead-letters replay (PARTITION:OFFSET... | --reason CODE | --all) [--dry-run]
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             return _rebuild(args.from_time, args.timeout)
         if args.command == "dead-letters":
             return _dead_letters(args)
-        if args.command in ("cr", "orders", "requests", "decide", "api-token"):
+        if args.command in ("cr", "orders", "requests", "decide", "feed", "api-token"):
             from cancelguard import cli_api
 
             return cli_api.run(args, _settings().api_port)

@@ -83,7 +83,14 @@ def add_arguments(sub: Any) -> None:
     decide.add_argument("--item", action="append", default=[], help="only this order item (repeatable)")
     decide.add_argument("--request-id", help="to retry a decision safely (default: a new one)")
     decide.add_argument("--feed", help="write the order acknowledgement feed (XML) here; default: stdout")
+    decide.add_argument(
+        "--submit", action="store_true", help="cancelguard submits the feed to Amazon (Feeds API)"
+    )
     connection(decide)
+    feed = sub.add_parser("feed", help="where a decision's cancel feed stands on Amazon's side")
+    feed.add_argument("seller_account")
+    feed.add_argument("event_id", help="the decision's event id (cancelguard decide prints it)")
+    connection(feed)
     token = sub.add_parser(
         "api-token", help="make a token for a calling service, with its callers-file entry"
     )
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace, api_port: int) -> int:
         return _api_token(args)
     commands: dict[str, Callable[[Any, argparse.Namespace], int]] = {
         "cr": _cr,
+        "feed": _feed,
         "orders": _orders,
         "requests": _requests,
         "decide": _decide,
@@ -276,6 +284,7 @@ def _decide(api: Any, args: argparse.Namespace) -> int:
         args.cancel_reason,
         order_item_ids=args.item,
         request_id=args.request_id,
+        submit_feed=args.submit,
     )
     if args.json:
         _json(reply)
@@ -285,12 +294,41 @@ def _decide(api: Any, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(f"event {reply.event_id}; feed {reply.feed_type}", file=sys.stderr)
+    if args.submit:
+        print(
+            f"cancelguard submits the feed to Amazon: `cancelguard feed {args.seller_account} "
+            f"{reply.event_id}` says where it stands",
+            file=sys.stderr,
+        )
     if args.feed:
         Path(args.feed).write_text(reply.feed_document, encoding="utf-8")
         print(f"feed written to {args.feed}", file=sys.stderr)
     else:
         print(reply.feed_document)
     return 0
+
+
+def _feed(api: Any, args: argparse.Namespace) -> int:
+    found = api.feed_submission(args.seller_account, args.event_id)
+    if args.json:
+        _json(found)
+        return 0
+    state = orders_pb2.FeedSubmission.State.Name(found.state).removeprefix("STATE_")
+    line = f"{found.amazon_order_id} in {found.marketplace_id}: {state}"
+    if found.feed_id:
+        line += f", Amazon feed {found.feed_id} ({found.processing_status or 'accepted'})"
+    if found.state == orders_pb2.FeedSubmission.STATE_DONE:
+        line += (
+            f": {found.messages_successful} of {found.messages_processed} applied,"
+            f" {found.messages_with_error} refused"
+        )
+    print(line)
+    for result in found.results:
+        print(f"  {result}")
+    failed = found.state == orders_pb2.FeedSubmission.STATE_FAILED
+    if found.error:
+        print(f"  {'why' if failed else 'last try'}: {found.error}")
+    return 1 if failed else 0
 
 
 def _api_token(args: argparse.Namespace) -> int:

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # A call without a deadline: its statements get this long (a deadline: what is left of it).
     api_statement_timeout_s: float = Field(default=10.0, gt=0)
     api_cache_entries: int = Field(default=200_000, ge=0)  # rates and orders held by the read cache
+    # cancel feeds the API submits (with an accounts file): how often getFeed is asked while Amazon
+    # processes one (a feed takes minutes)
+    api_feed_poll_s: float = Field(default=30.0, gt=0)
 
     # --- the pollers (`cancelguard serve pollers`): Amazon's APIs -> order events ---
     accounts_file: str = ""  # the seller accounts file (accounts.py); the pollers refuse to start without

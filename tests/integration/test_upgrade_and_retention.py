@@ -147,6 +147,8 @@ async def test_rows_of_the_previous_release_read_the_same_and_fold_on(
     assert await db.migrate(dsn=postgres_dsn, schema=pg_schema) == [
         "0003_generations_alerts_amazon.sql",
         "0004_poll_cursors_enrichment.sql",
+        "0005_api_writes_watch_notify.sql",
+        "0006_feed_submissions.sql",
     ]
     store = Store(pool, PolicyBook())
     window = live_window(NOW)

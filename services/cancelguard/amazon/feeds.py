@@ -120,15 +120,23 @@ class Feeds:
     ) -> str:
         """Build, upload and submit a POST_ORDER_ACKNOWLEDGEMENT_DATA feed; returns the feed id."""
         document = build_cancel_feed(self._client.connection.seller_id, cancels)
+        return await self.submit_document(document, marketplace_ids)
+
+    async def submit_document(self, document: bytes, marketplace_ids: Sequence[str]) -> str:
+        """Upload and submit a POST_ORDER_ACKNOWLEDGEMENT_DATA document built already; returns the feed id."""
         created = await self.create_feed_document(FEED_CONTENT_TYPE)
         await self.upload_feed_document(created["url"], document, FEED_CONTENT_TYPE)
         return await self.create_feed(ORDER_ACKNOWLEDGEMENT_FEED, marketplace_ids, created["feedDocumentId"])
+
+    async def result(self, feed: dict[str, Any]) -> ProcessingReport:
+        """The processing report of a feed getFeed says is DONE."""
+        doc_id = require(GET_FEED.operation_id, feed, "$", "resultFeedDocumentId", str)
+        document = await self.get_feed_document(doc_id)
+        return parse_processing_report(await self.download_document(document))
 
     async def processing_report(
         self, feed_id: str, *, poll_interval_s: float = 30.0, timeout_s: float = 3600.0
     ) -> ProcessingReport:
         """Wait for the feed, download and parse its result document."""
         feed = await self.wait_for_feed(feed_id, poll_interval_s=poll_interval_s, timeout_s=timeout_s)
-        doc_id = require(GET_FEED.operation_id, feed, "$", "resultFeedDocumentId", str)
-        document = await self.get_feed_document(doc_id)
-        return parse_processing_report(await self.download_document(document))
+        return await self.result(feed)

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cancelguard.api.records import FeedRow
 from cancelguard.domain import model as m
 from cancelguard.domain.actions import Recommendation
 from cancelguard.domain.attribution import Attribution
@@ -203,3 +204,27 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def feed_submission_message(row: FeedRow) -> orders_pb2.FeedSubmission:
+    report = row.report or {}
+    return orders_pb2.FeedSubmission(
+        seller_account=row.seller_account,
+        marketplace_id=row.marketplace_id,
+        amazon_order_id=row.amazon_order_id,
+        event_id=row.event_id,
+        state=orders_pb2.FeedSubmission.State.Value(f"STATE_{row.state}"),
+        feed_id=row.feed_id or "",
+        processing_status=row.processing_status or "",
+        messages_processed=report.get("messages_processed", 0),
+        messages_successful=report.get("messages_successful", 0),
+        messages_with_error=report.get("messages_with_error", 0),
+        messages_with_warning=report.get("messages_with_warning", 0),
+        results=[
+            f"{r['result_code']} {r['message_code']}: {r['description']}" for r in report.get("results", ())
+        ],
+        error=row.error or "",
+        attempts=row.attempts,
+        created_at=timestamp(row.created_at),
+        updated_at=timestamp(row.updated_at),
+    )

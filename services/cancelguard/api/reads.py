@@ -73,7 +73,7 @@ class Reads:
         if found is not None:
             return found
         token = self.cache.token()
-        totals = await self.api.bucket_totals(
+        totals = await self.store.bucket_totals(
             seller, marketplace_id, window.start, window.end, timeout=timeout
         )
         self.cache.put_rate(account, key, totals, token)

@@ -1,11 +1,13 @@
-"""The API's own tables (migration 0004): writes once per request_id, answered requests, and the log of
-request changes that WatchCancellationRequests streams. All their SQL is here."""
+"""The API's own tables (migrations 0005, 0006): writes once per request_id, answered requests, the log
+of request changes that WatchCancellationRequests streams, and the cancel feeds submitted to Amazon.
+All their SQL is here."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -41,6 +43,34 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingFeed:
+    """A cancel feed to submit to Amazon for a decision, recorded with it."""
+
+    event_id: str
+    seller_account: str
+    marketplace_id: str
+    amazon_order_id: str
+    document: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    event_id: str
+    seller_account: str
+    marketplace_id: str
+    amazon_order_id: str
+    document: bytes
+    state: str  # PENDING, SUBMITTED, DONE, FAILED
+    feed_id: str | None
+    processing_status: str | None
+    report: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class NewRequest:
     caller: str
     request_id: str
@@ -49,6 +79,7 @@ class NewRequest:
     response: bytes
     event: bytes | None = None
     partition_key: str | None = None
+    feed: PendingFeed | None = None  # recorded in the same transaction
 
 
 _INSERT = (
@@ -74,8 +105,22 @@ class Records:
 
     async def insert(self, new: NewRequest, *, timeout: float | None) -> bool:
         """False when a request with this id was recorded first (a concurrent retry)."""
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            return bool(await conn.fetchval(_INSERT, *_values(new), timeout=timeout))
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            if not await conn.fetchval(_INSERT, *_values(new), timeout=timeout):
+                return False
+            if new.feed is not None:
+                f = new.feed
+                await conn.execute(
+                    "INSERT INTO feed_submissions (event_id, seller_account, marketplace_id, amazon_order_id,"
+                    " document) VALUES ($1, $2, $3, $4, $5)",
+                    f.event_id,
+                    f.seller_account,
+                    f.marketplace_id,
+                    f.amazon_order_id,
+                    f.document,
+                    timeout=timeout,
+                )
+        return True
 
     async def mark_published(self, caller: str, request_id: str) -> None:
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
@@ -160,6 +205,62 @@ class Records:
             )
         return [Change(Position(r[0], r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
+    # --- cancel feeds submitted to Amazon ---
+
+    async def feed(self, seller: str, event_id: str, *, timeout: float | None) -> FeedRow | None:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_FEED_COLUMNS} FROM feed_submissions WHERE seller_account = $1 AND event_id = $2",
+                seller,
+                event_id,
+                timeout=timeout,
+            )
+        return _feed_row(row) if row is not None else None
+
+    async def claim_feeds(self, lease: timedelta, limit: int) -> list[FeedRow]:
+        """Due submissions, each leased to this process: its next_at moves past the lease, so no other
+        replica takes it meanwhile, and it is due again if this process dies with it."""
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            rows = await conn.fetch(
+                "WITH due AS (SELECT event_id FROM feed_submissions WHERE state IN ('PENDING', 'SUBMITTED')"
+                " AND next_at <= now() ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                " UPDATE feed_submissions f SET next_at = now() + $1 FROM due WHERE f.event_id = due.event_id"
+                f" RETURNING {', '.join('f.' + c for c in _FEED_COLUMNS.split(', '))}",
+                lease,
+                limit,
+            )
+        return [_feed_row(r) for r in rows]
+
+    async def update_feed(
+        self,
+        event_id: str,
+        *,
+        state: str,
+        again_in: timedelta | None = None,
+        feed_id: str | None = None,
+        processing_status: str | None = None,
+        report: dict[str, Any] | None = None,
+        error: str | None = None,
+        failed_call: bool = False,
+    ) -> None:
+        """Record what Amazon said. `again_in`: when to look again (None: never, the row is final);
+        `failed_call`: a call to Amazon failed (counted in attempts)."""
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            await conn.execute(
+                "UPDATE feed_submissions SET state = $2, next_at = now() + COALESCE($3, interval '0'),"
+                " feed_id = COALESCE($4, feed_id), processing_status = COALESCE($5, processing_status),"
+                " report = COALESCE($6::jsonb, report), error = $7, attempts = attempts + $8::int,"
+                " updated_at = now() WHERE event_id = $1",
+                event_id,
+                state,
+                again_in,
+                feed_id,
+                processing_status,
+                report,
+                error,
+                int(failed_call),
+            )
+
     async def prune(self, before: datetime) -> tuple[int, int]:
         """Drop change-log entries and request records older than `before` (retention)."""
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
@@ -170,6 +271,16 @@ class Records:
                 before,
             )
         return int(changes.split()[-1]), int(requests.split()[-1])
+
+
+_FEED_COLUMNS = (
+    "event_id, seller_account, marketplace_id, amazon_order_id, document, state, feed_id,"
+    " processing_status, report, error, attempts, created_at, updated_at"
+)
+
+
+def _feed_row(r: asyncpg.Record) -> FeedRow:
+    return FeedRow(*r)
 
 
 def _values(new: NewRequest) -> tuple[object, ...]:

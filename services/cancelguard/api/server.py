@@ -26,9 +26,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cancelguard import db, kafka
+from cancelguard.accounts import Accounts, load_accounts
 from cancelguard.api.alerts import AlertWatchers
 from cancelguard.api.auth import CallerRegistry
 from cancelguard.api.cache import Listener, ReadCache
+from cancelguard.api.feeds import FeedSubmitter
 from cancelguard.api.reads import Reads
 from cancelguard.api.records import Records
 from cancelguard.api.servicers import MetricsService, OrderService
@@ -66,6 +68,7 @@ class ApiServer:
     in_flight: InFlight
     cache: ReadCache
     writes: Writes
+    feeds: FeedSubmitter | None
 
     async def set_health(self, serving: bool) -> None:
         status = SERVING if serving else NOT_SERVING
@@ -79,7 +82,9 @@ def build_server(
     producer: AIOKafkaProducer,
     callers: CallerRegistry,
     page_tokens: PageTokens,
+    accounts: Accounts | None = None,
 ) -> ApiServer:
+    """`accounts`: the seller accounts whose cancel feeds the API submits (None: it submits none)."""
     server = grpc.aio.server(
         maximum_concurrent_rpcs=settings.api_max_concurrent_rpcs, options=CHANNEL_OPTIONS
     )
@@ -88,12 +93,15 @@ def build_server(
     cache = ReadCache(max_entries=settings.api_cache_entries)
     reads = Reads(store, cache)
     records = Records(pool)
+    feeds = (
+        FeedSubmitter(records, accounts, poll_s=settings.api_feed_poll_s) if accounts is not None else None
+    )
     writes = Writes(records, producer, settings.order_events_topic)
     watchers = Watchers(records, reads, page_tokens, in_flight, limit=settings.api_max_watches)
     cache.on_request_changes = watchers.changed
     gate = Gate(callers, in_flight)
     servicers = (
-        OrderService(reads, records, writes, watchers, page_tokens),
+        OrderService(reads, records, writes, watchers, page_tokens, feeds),
         MetricsService(
             reads,
             store,
@@ -115,7 +123,7 @@ def build_server(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    return ApiServer(server, health_servicer, in_flight, cache, writes)
+    return ApiServer(server, health_servicer, in_flight, cache, writes, feeds)
 
 
 def page_tokens(settings: Settings) -> PageTokens:
@@ -169,7 +177,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         reset_on_release=False,  # the API leaves no session state: save the reset round trip
     )
     producer = kafka.new_producer(settings.kafka_bootstrap, client_id="cancelguard-api")
-    api = build_server(settings, pool, producer, callers, page_tokens(settings))
+    # with an accounts file, the API submits the cancel feeds of decisions that ask for it; a file that
+    # cannot be used stops the start with what to fix (accounts.AccountsError)
+    accounts = load_accounts(settings.accounts_file) if settings.accounts_file else None
+    api = build_server(settings, pool, producer, callers, page_tokens(settings), accounts)
     address = f"{settings.bind_host}:{settings.api_port}"
     credentials = server_credentials(settings)
     bound = (
@@ -209,6 +220,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         producer_started = True
         listener.start()
         api.writes.start()
+        if api.feeds is not None:
+            api.feeds.start()
         await dependencies.probe_once()
         dependencies.start()
         log.info("serving")
@@ -224,6 +237,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         if not drained:
             log.warning("calls still running at the end of the grace period were cancelled")
         await api.writes.stop()
+        if api.feeds is not None:
+            await api.feeds.stop()
         await listener.stop()
         await callers.stop()
         if producer_started:

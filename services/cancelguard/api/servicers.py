@@ -27,8 +27,9 @@ from cancelguard.api import convert, errors, validation
 from cancelguard.api.alerts import AlertWatchers
 from cancelguard.api.cache import CachedOrder
 from cancelguard.api.errors import ApiError, invalid, not_found
+from cancelguard.api.feeds import FeedSubmitter
 from cancelguard.api.reads import Cursor, Reads
-from cancelguard.api.records import NewRequest, Records
+from cancelguard.api.records import NewRequest, PendingFeed, Records
 from cancelguard.api.watch import Watchers
 from cancelguard.api.wiring import current_call
 from cancelguard.api.writes import Writes, fingerprint
@@ -87,12 +88,14 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         writes: Writes,
         watchers: Watchers,
         page_tokens: validation.PageTokens,
+        feeds: FeedSubmitter | None = None,
     ) -> None:
         self.reads = reads
         self.records = records
         self.writes = writes
         self.watchers = watchers
         self.page_tokens = page_tokens
+        self.feeds = feeds  # None: no accounts file, so no feeds submitted for callers
 
     async def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
@@ -280,6 +283,15 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         items = validation.item_ids(request.order_item_ids)
         validation.request_id(request.request_id)
         timeout = deadline(context)
+        if request.submit_feed and (
+            self.feeds is None or not self.feeds.configured(key.seller_account, key.marketplace_id)
+        ):
+            raise errors.failed_precondition(
+                "FEEDS_NOT_CONFIGURED",
+                f"cancelguard cannot submit feeds for {key.seller_account} in {key.marketplace_id}: add the"
+                " account to the API's accounts file (CANCELGUARD_ACCOUNTS_FILE), or submit feed_document"
+                " yourself",
+            )
 
         async def decide() -> tuple[Message, OrderEvent]:
             order = (await self._record(key, context)).order
@@ -320,9 +332,49 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
                 decided_at=convert.timestamp(now),
                 event_id=event.event_id,
             )
+            if request.submit_feed:
+                response.feed_submission.CopyFrom(
+                    orders_pb2.FeedSubmission(
+                        seller_account=key.seller_account,
+                        marketplace_id=key.marketplace_id,
+                        amazon_order_id=key.amazon_order_id,
+                        event_id=event.event_id,
+                        state=orders_pb2.FeedSubmission.STATE_PENDING,
+                        created_at=convert.timestamp(now),
+                        updated_at=convert.timestamp(now),
+                    )
+                )
             return response, event
 
-        return await self.writes.once(current_call(), request, decide, timeout=timeout)
+        def feed_for(response: Message) -> PendingFeed:
+            assert isinstance(response, orders_pb2.DecideCancellationResponse)
+            return PendingFeed(
+                response.event_id,
+                key.seller_account,
+                key.marketplace_id,
+                key.amazon_order_id,
+                response.feed_document.encode(),
+            )
+
+        return await self.writes.once(
+            current_call(),
+            request,
+            decide,
+            timeout=timeout,
+            feed_for=feed_for if request.submit_feed else None,
+        )
+
+    async def GetFeedSubmission(
+        self, request: orders_pb2.GetFeedSubmissionRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.FeedSubmission:
+        seller = validation.identifier(request.seller_account, "seller_account")
+        event_id = validation.text(request.event_id, "event_id", max_len=128)
+        if not event_id:
+            raise invalid("event_id", "give the event_id DecideCancellation answered", reason="MISSING_FIELD")
+        row = await self.records.feed(seller, event_id, timeout=deadline(context))
+        if row is None:
+            raise not_found(f"feed submission of event {event_id}", {"seller_account": seller})
+        return convert.feed_submission_message(row)
 
     async def RecordLabelPurchased(
         self, request: orders_pb2.RecordLabelPurchasedRequest, context: grpc.aio.ServicerContext

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -25,7 +26,7 @@ from google.protobuf.message import Message
 
 from cancelguard.api import errors
 from cancelguard.api.errors import ApiError
-from cancelguard.api.records import NewRequest, Records, StoredRequest
+from cancelguard.api.records import NewRequest, PendingFeed, Records, StoredRequest
 from cancelguard.api.wiring import Call
 from cancelguard.domain import bounds
 from cancelguard.domain.model import OrderEvent
@@ -66,8 +67,10 @@ class Writes:
         *,
         timeout: float | None,
         without: tuple[str, ...] = (),
+        feed_for: Callable[[Message], PendingFeed] | None = None,
     ) -> bytes:
-        """The serialized response of this write, computed and published once per request_id."""
+        """The serialized response of this write, computed and published once per request_id;
+        `feed_for`: the cancel feed to submit to Amazon for this response, recorded with it."""
         request_id = getattr(request, "request_id")  # noqa: B009 (every write request has one)
         print_ = fingerprint(request, without=without)
         stored = await self.records.find(call.caller.name, request_id, timeout=timeout)
@@ -75,6 +78,8 @@ class Writes:
             return await self._again(call, request_id, stored, print_, timeout)
         response, event = await compute()
         new = self._new(call, request_id, print_, response, event)
+        if feed_for is not None:
+            new = replace(new, feed=feed_for(response))
         if not await self.records.insert(new, timeout=timeout):  # a concurrent retry recorded it first
             stored = await self.records.find(call.caller.name, request_id, timeout=timeout)
             assert stored is not None

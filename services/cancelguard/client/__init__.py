@@ -225,8 +225,10 @@ class Client:
         *,
         order_item_ids: Sequence[str] = (),
         request_id: str | None = None,
+        submit_feed: bool = False,
     ) -> orders_pb2.DecideCancellationResponse:
-        """Cancel an order. Pass the same request_id to retry safely; a new one is made otherwise."""
+        """Cancel an order. Pass the same request_id to retry safely; a new one is made otherwise.
+        `submit_feed`: cancelguard submits the feed to Amazon (follow it with `feed_submission`)."""
         return self.orders.DecideCancellation(  # type: ignore[no-any-return]
             orders_pb2.DecideCancellationRequest(
                 seller_account=seller,
@@ -235,7 +237,14 @@ class Client:
                 cancel_reason=cancel_reason,
                 order_item_ids=order_item_ids,
                 request_id=request_id or str(uuid.uuid4()),
+                submit_feed=submit_feed,
             )
+        )
+
+    def feed_submission(self, seller: str, event_id: str) -> orders_pb2.FeedSubmission:
+        """Where the cancel feed of a decision (its event_id) stands on Amazon's side."""
+        return self.orders.GetFeedSubmission(  # type: ignore[no-any-return]
+            orders_pb2.GetFeedSubmissionRequest(seller_account=seller, event_id=event_id)
         )
 
 

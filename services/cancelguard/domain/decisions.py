@@ -78,7 +78,15 @@ def decide_cancellation(
         raise CancelRefused(
             "UNKNOWN_ITEM", f"not items of this order: {', '.join(unknown[:5])}", invalid=True
         )
-    items = tuple(sorted(set(order_item_ids))) or tuple(known)
+    # Amazon refuses a cancel of an item it cancelled already (90106): name only the others
+    gone = sorted(i for i in set(order_item_ids) if order.items[i].cancellation is not None)
+    if gone:
+        raise CancelRefused(
+            "ITEM_ALREADY_CANCELLED", f"already cancelled: {', '.join(gone[:5])}", invalid=True
+        )
+    items = tuple(sorted(set(order_item_ids))) or tuple(
+        i for i in known if order.items[i].cancellation is None
+    )
     projected = what_if(current_rate, [order], cancel_reason=cancel_reason, at=at, policy=policy).projected
     after = attribute(simulate_seller_cancel(order, cancel_reason, at), policy)
     if cancel_reason == REASON_BUYER_CANCELED and not order.has_open_formal_request:

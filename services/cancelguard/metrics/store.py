@@ -162,9 +162,10 @@ class Store:
         self._books: dict[int, PolicyBook] = {}
         self._active: tuple[float, Generation] | None = None
 
-    async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def _fetch(self, sql: str, *args: object, timeout: float | None = None) -> list[asyncpg.Record]:
+        """`timeout`: seconds the statement may run (the API passes what is left of a call's deadline)."""
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-            return await conn.fetch(sql, *args)
+            return await conn.fetch(sql, *args, timeout=timeout)
 
     # --- generations -----------------------------------------------------------------------------
 
@@ -915,7 +916,13 @@ class Store:
         return found.get(key.amazon_order_id)
 
     async def bucket_totals(
-        self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
+        self,
+        seller_account: str,
+        marketplace_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        timeout: float | None = None,
     ) -> tuple[int, int]:
         """(orders, cancellations) summed over the hour buckets in [start, end)."""
         [row] = await self._fetch(
@@ -926,6 +933,7 @@ class Store:
             marketplace_id,
             start,
             end,
+            timeout=timeout,
         )
         return int(row["orders"]), int(row["cancellations"])
 
@@ -1053,13 +1061,6 @@ class Store:
             found = await self._amazon_figures(conn, generation, [(seller_account, marketplace_id)], since)
         return sorted((f for _, _, f in found), key=lambda f: f.window_start, reverse=True)
 
-    async def amazon_figure(
-        self, seller_account: str, marketplace_id: str, start: datetime, end: datetime
-    ) -> AmazonFigure | None:
-        """Amazon's reported figure for exactly this window, beside ours; None if no report has it."""
-        found = await self.amazon_figures(seller_account, marketplace_id, end)
-        return next((f for f in found if (f.window_start, f.window_end) == (start, end)), None)
-
     @staticmethod
     async def _amazon_figures(
         conn: asyncpg.Connection, generation: int, accounts: list[tuple[str, str]], since: datetime
@@ -1123,11 +1124,6 @@ class After:
     order_id: str | None = None
 
 
-async def _api_fetch(store: Store, sql: str, *args: object, timeout: float | None) -> list[asyncpg.Record]:
-    async with store.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
-        return await conn.fetch(sql, *args, timeout=timeout)
-
-
 class ApiReads:
     """The API's read model over the metrics service's tables. `timeout` (seconds) is what is left of
     the call's deadline: the statement is cancelled on the server when it runs out."""
@@ -1135,26 +1131,9 @@ class ApiReads:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def bucket_totals(
-        self, seller: str, marketplace_id: str, start: datetime, end: datetime, *, timeout: float | None
-    ) -> tuple[int, int]:
-        [row] = await _api_fetch(
-            self.store,
-            "SELECT COALESCE(SUM(orders), 0), COALESCE(SUM(cancellations), 0) FROM cr_buckets"
-            f" WHERE generation = {_ACTIVE} AND seller_account = $1 AND marketplace_id = $2"
-            " AND bucket_start >= $3 AND bucket_start < $4",
-            seller,
-            marketplace_id,
-            start,
-            end,
-            timeout=timeout,
-        )
-        return int(row[0]), int(row[1])
-
     async def accounts(self, sellers: Sequence[str], *, timeout: float | None) -> list[tuple[str, str]]:
         """The (seller account, marketplace) pairs that have any CR bucket, of these sellers."""
-        rows = await _api_fetch(
-            self.store,
+        rows = await self.store._fetch(
             "SELECT DISTINCT seller_account, marketplace_id FROM cr_buckets"
             f" WHERE generation = {_ACTIVE} AND seller_account = ANY($1::text[]) ORDER BY 1, 2",
             list(sellers),
@@ -1165,8 +1144,7 @@ class ApiReads:
     async def records(
         self, seller: str, marketplace_id: str, order_ids: Sequence[str], *, timeout: float | None
     ) -> dict[str, OrderRecord]:
-        rows = await _api_fetch(
-            self.store,
+        rows = await self.store._fetch(
             "SELECT o.amazon_order_id, o.fact, o.state, a.answered_at, a.answered_by FROM orders o"
             " LEFT JOIN request_answers a ON a.seller_account = o.seller_account"
             " AND a.marketplace_id = o.marketplace_id AND a.amazon_order_id = o.amazon_order_id"
@@ -1190,8 +1168,7 @@ class ApiReads:
         self, seller: str, marketplace_id: str, start: datetime, end: datetime, *, timeout: float | None
     ) -> tuple[int, int, Decimal, str, datetime] | None:
         """Amazon's reported (orders, cancellations, rate, status, reported_at) for exactly this window."""
-        rows = await _api_fetch(
-            self.store,
+        rows = await self.store._fetch(
             "SELECT orders, cancellations, rate, status, reported_at FROM amazon_rates"
             " WHERE seller_account = $1 AND marketplace_id = $2 AND window_start = $3 AND window_end = $4",
             seller,
@@ -1283,5 +1260,5 @@ class ApiReads:
                 sql.append(f" AND purchased_at {op} ${len(args)}")
         args.append(limit)
         sql.append(f" {order_by} LIMIT ${len(args)}")
-        rows = await _api_fetch(self.store, "".join(sql), *args, timeout=timeout)
+        rows = await self.store._fetch("".join(sql), *args, timeout=timeout)
         return [ListedOrder(r[0], r[1]) for r in rows]

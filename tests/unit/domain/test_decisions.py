@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cancelguard.domain.decisions import CancelRefused, decide_cancellation
-from cancelguard.domain.model import Channel
+from cancelguard.domain.model import CancelledBy, Channel, OrderStatus
 from cancelguard.domain.policy import policy_for
 from cancelguard.domain.projection import what_if
 from cancelguard.domain.windows import CancellationRate, RateStatus, live_window
@@ -77,6 +77,21 @@ def test_afn_and_unknown_items() -> None:
     assert _refused(afn, "NoInventory").reason == "NOT_SELLER_FULFILLED"
     refused = _refused(story(purchased_at=BOUGHT).unshipped().order(), "NoInventory", ("NOPE",))
     assert refused.reason == "UNKNOWN_ITEM" and refused.invalid
+
+
+def test_items_cancelled_already_are_left_out_or_refused() -> None:
+    """Amazon refuses a cancel of an item it cancelled already: the default names only the others."""
+    partly = (
+        story(purchased_at=BOUGHT, items=("ITEM-1", "ITEM-2"))
+        .unshipped()
+        .canceled_v2026(
+            CancelledBy.BUYER, "BuyerCanceled", H(2), status=OrderStatus.UNSHIPPED, items=("ITEM-1",)
+        )
+        .order()
+    )
+    assert _decide(partly, "NoInventory").order_item_ids == ("ITEM-2",)
+    refused = _refused(partly, "NoInventory", ("ITEM-1", "ITEM-2"))
+    assert refused.reason == "ITEM_ALREADY_CANCELLED" and refused.invalid and "ITEM-1" in refused.message
 
 
 def test_what_if_says_an_order_outside_the_window_counts_elsewhere() -> None:
