@@ -519,21 +519,27 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
     async def WatchCancellationRequests(
         self, request: orders_pb2.WatchCancellationRequestsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orders_pb2.WatchCancellationRequestsResponse]:
-        caller = current_call().caller
-        sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
-        if request.marketplace_id:
-            validation.policy(await self.reads.policies(), request.marketplace_id)
-        keepalive = validation.in_range(request.keepalive_seconds, "keepalive_seconds", 1, 300, 30)
-        query = {
-            "rpc": "WatchCancellationRequests",
-            "caller": caller.name,
-            "seller": request.seller_account,
-            "marketplace": request.marketplace_id,
-        }
+        sellers, keepalive, query = await _watch_of(request, "WatchCancellationRequests", self.reads)
         async for message in self.watchers.watch(
             sellers, request.marketplace_id, query, request.resume_token, keepalive
         ):
             yield message
+
+
+async def _watch_of(request: Any, rpc: str, reads: Reads) -> tuple[list[str], int, dict[str, str]]:
+    """A watch's seller accounts (the one asked for, or all of the caller's), keepalive and resume query."""
+    caller = current_call().caller
+    sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
+    if request.marketplace_id:
+        validation.policy(await reads.policies(), request.marketplace_id)
+    keepalive = validation.in_range(request.keepalive_seconds, "keepalive_seconds", 1, 300, 30)
+    query = {
+        "rpc": rpc,
+        "caller": caller.name,
+        "seller": request.seller_account,
+        "marketplace": request.marketplace_id,
+    }
+    return sellers, keepalive, query
 
 
 async def _never() -> tuple[Message, OrderEvent | None]:
@@ -649,8 +655,9 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         timeout = deadline(context)
         rate = await self.reads.rate(seller, request.marketplace_id, window, timeout=timeout)
         amazon = await self.reads.amazon_figure(seller, request.marketplace_id, rate, timeout=timeout)
-        # the message but its computed_at, by what it says: the same figures give the same bytes
-        key = (seller, request.marketplace_id, window, rate.numerator, rate.denominator, amazon)
+        # the message but its computed_at, by what it says: the same figures give the same bytes (the
+        # levels are in it: a generation with another policy gives other bytes)
+        key = (seller, request.marketplace_id, window, rate.numerator, rate.denominator, amazon, policy)
         message = self._rate_messages.get(key)
         if message is None:
             built = _rate_with_amazon(seller, request.marketplace_id, rate, policy, amazon, None)
@@ -845,17 +852,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def WatchAlerts(
         self, request: metrics_pb2.WatchAlertsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[metrics_pb2.WatchAlertsResponse]:
-        caller = current_call().caller
-        sellers = [request.seller_account] if request.seller_account else sorted(caller.seller_accounts)
-        if request.marketplace_id:
-            validation.policy(await self.reads.policies(), request.marketplace_id)
-        keepalive = validation.in_range(request.keepalive_seconds, "keepalive_seconds", 1, 300, 30)
-        query = {
-            "rpc": "WatchAlerts",
-            "caller": caller.name,
-            "seller": request.seller_account,
-            "marketplace": request.marketplace_id,
-        }
+        sellers, keepalive, query = await _watch_of(request, "WatchAlerts", self.reads)
         async for message in self.alerts.watch(
             sellers, request.marketplace_id, query, request.resume_token, keepalive
         ):
