@@ -76,4 +76,4 @@ def test_the_compose_demo_callers_file_is_the_demos() -> None:
     committed = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "demo-callers.toml"
     assert committed.read_text() == callers_toml({DEMO_CALLER: (DEMO_TOKEN, COMPOSE_SELLERS)})
     # the demo's sellers, and the simulator's that Compose's pollers poll
-    assert COMPOSE_SELLERS == (*DEMO_SELLERS, *DEFAULT_SELLERS)
+    assert (*DEMO_SELLERS, *DEFAULT_SELLERS) == COMPOSE_SELLERS
