@@ -7,8 +7,9 @@ cancelguard run                          the same, then stays up until Ctrl-C
 cancelguard serve ingestion|metrics|api|pollers
                                          one service (what the containers run); pollers read
                                          Amazon's APIs for the accounts in CANCELGUARD_ACCOUNTS_FILE
-cancelguard health ingestion|metrics|api exit 0 if that service's gRPC health on 127.0.0.1 says SERVING
-                                         (the Compose health check)
+cancelguard health ingestion|metrics|api|pollers
+                                         exit 0 if that service's gRPC health on 127.0.0.1 says
+                                         SERVING (the Compose health check)
 cancelguard migrate                      apply the Postgres migrations
 cancelguard rebuild [--from TIME]        recompute orders and buckets from the events topic into a new
                                          generation (with this configuration's policy) and switch to it
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
     health_cmd = sub.add_parser("health", help="ask a service's gRPC health (exit 0 if SERVING)")
-    health_cmd.add_argument("service", choices=("ingestion", "metrics", "api"))
+    health_cmd.add_argument("service", choices=("ingestion", "metrics", "api", "pollers"))
     sub.add_parser("migrate", help="apply the Postgres migrations")
     rebuild = sub.add_parser(
         "rebuild", help="recompute orders and buckets into a new generation, then switch"

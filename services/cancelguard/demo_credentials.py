@@ -16,6 +16,10 @@ from cancelguard.api.auth import token_digest
 DEMO_TOKEN = "cancelguard-demo-token-FAKE-not-a-secret"  # the demo's calling service, "demo"
 DEMO_CALLER = "demo"
 DEMO_SELLERS = ("A1DEMOSELLERUS", "A2DEMOSELLERJP")
+# the SP-API simulator's default sellers (simulator/spapi/generator.py), which Compose's pollers poll
+# (deploy/compose/amazon-simulator): the demo's caller reads them too in Compose (demo-callers.toml)
+SIMULATOR_SELLERS = ("A1SIMSELLER01", "A2SIMSELLER02", "A3SIMSELLER03")
+COMPOSE_SELLERS = (*DEMO_SELLERS, *SIMULATOR_SELLERS)
 
 
 def callers_toml(callers: Mapping[str, tuple[str, Iterable[str]]]) -> str:

@@ -46,11 +46,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **env}
 
 
-async def health_status(address: str, timeout: float = 1.0) -> int | None:
+async def health_status(address: str, timeout: float = 1.0, service: str = "") -> int | None:
     async with grpc.aio.insecure_channel(address) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
             )
         except grpc.aio.AioRpcError:
             return None

@@ -93,10 +93,15 @@ def start_metrics_endpoint(port: int, host: str = "0.0.0.0") -> None:
         log.info("prometheus metrics on :%d/metrics", port, extra={"port": port})
 
 
+LIVENESS = "liveness"  # a health service name that is SERVING while the process answers at all
+
+
 class HealthServer:
     """A gRPC server with only health checking and reflection, for services that serve no other RPCs.
 
-    Starts NOT_SERVING; the service flips it once its dependencies answer.
+    Starts NOT_SERVING; the service flips it once its dependencies answer. The service name `liveness`
+    (LIVENESS) is SERVING from start to shutdown whatever the dependencies say: a liveness probe on it
+    restarts a process that no longer answers, not one that waits out an outage a restart cannot end.
     """
 
     def __init__(self, service_name: str, host: str, port: int) -> None:
@@ -114,6 +119,7 @@ class HealthServer:
 
     async def start(self) -> None:
         await self.set(False)
+        await self.servicer.set(LIVENESS, SERVING)
         await self.server.start()
         log.info("health on %s", self.address, extra={"address": self.address})
 

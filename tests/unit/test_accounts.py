@@ -164,3 +164,30 @@ def test_shards_split_the_accounts_stably() -> None:
 
 def test_every_marketplace_has_its_region() -> None:
     assert set(MARKETPLACE_REGIONS) == set(MARKETPLACES)
+
+
+def test_the_compose_accounts_are_the_simulators_sellers_with_its_fake_credentials() -> None:
+    """deploy/compose/amazon-simulator, the Secret-shaped directory Compose mounts into the pollers and
+    the api: a valid accounts file for the simulator's default sellers in all its marketplaces, whose
+    file: references resolve (here, against the directory itself) to the simulator's FAKE credentials."""
+    from cancelguard.simulator.spapi.generator import DEFAULT_MARKETPLACES, DEFAULT_SELLERS
+    from cancelguard.simulator.spapi.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+    directory = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "amazon-simulator"
+    mounted = "/var/run/secrets/cancelguard/amazon/"
+    text = (directory / "accounts.json").read_text()
+    assert text.count("file:") == text.count(f"file:{mounted}") > 0
+    accounts = parse_accounts(
+        json.loads(text.replace(f"file:{mounted}", f"file:{directory}/")), source="compose", environ={}
+    )
+    assert {a.seller_id for a in accounts.accounts} == set(DEFAULT_SELLERS)
+    for seller in DEFAULT_SELLERS:
+        mine = [a for a in accounts.accounts if a.seller_id == seller]
+        assert sorted(m for a in mine for m in a.marketplaces) == sorted(DEFAULT_MARKETPLACES)
+        for account in mine:
+            assert account.endpoint == "http://amazon:8700"
+            assert account.lwa_endpoint == "http://amazon:8700/auth/o2/token"
+            assert account.credentials.client_id == DEFAULT_CLIENT_ID
+            assert account.credentials.client_secret.reveal() == DEFAULT_CLIENT_SECRET
+            assert account.credentials.refresh_token.reveal() == f"Atzr|sim-refresh-{seller}"
+    assert {a.orders_api for a in accounts.accounts} == {OrdersApi.V0, OrdersApi.V2026}

@@ -70,3 +70,23 @@ def test_migration_versions_are_unique() -> None:
 
     versions = [version for version, _, _ in db.migration_files()]
     assert len(versions) == len(set(versions)), versions
+
+
+async def test_liveness_is_serving_while_the_dependencies_are_not() -> None:
+    from cancelguard.localstack import find_free_port
+    from cancelguard.processes import health_status
+    from cancelguard.runtime import LIVENESS, NOT_SERVING, SERVING, HealthServer
+
+    port = find_free_port()
+    server = HealthServer("cancelguard.test", "127.0.0.1", port)
+    await server.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        assert await health_status(address) == NOT_SERVING
+        assert await health_status(address, service="cancelguard.test") == NOT_SERVING
+        assert await health_status(address, service=LIVENESS) == SERVING
+        await server.set(True)
+        assert await health_status(address) == SERVING
+        assert await health_status(address, service=LIVENESS) == SERVING
+    finally:
+        await server.stop(0)

@@ -27,7 +27,7 @@ from cancelguard.domain.model import AccountEvent, OrderEvent, OrderSnapshot
 from cancelguard.events import codec
 from cancelguard.ingestion.pollers.service import AMAZON, PollersService
 from cancelguard.processes import health_status
-from cancelguard.runtime import NOT_SERVING, SERVING
+from cancelguard.runtime import LIVENESS, NOT_SERVING, SERVING
 from cancelguard.simulator.spapi.generator import ScenarioSpec
 from cancelguard.simulator.spapi.render import order_change
 from cancelguard.simulator.spapi.server import Simulator, build_simulator
@@ -229,6 +229,8 @@ async def test_health_is_not_serving_while_the_token_endpoint_is_down_and_it_is_
             since = service.dependencies.down_since[AMAZON]
             await wait_for(lambda: _later_than(since + s.outage_limit_s), "past the outage limit")
             assert not task.done() and await health_status(address) == NOT_SERVING
+            # what the liveness probe asks (deploy/k8s/base/pollers.yaml): alive, so not restarted
+            assert await health_status(address, service=LIVENESS) == SERVING
             sim.faults.token_endpoint_down = False
             sim.clock.advance(cooldown + 0.1)
             assert await wait_for(lambda: _is(address, SERVING), "SERVING again", timeout=30)

@@ -70,7 +70,10 @@ def test_no_file_means_nobody_gets_in() -> None:
 
 
 def test_the_compose_demo_callers_file_is_the_demos() -> None:
-    from cancelguard.demo_credentials import DEMO_CALLER, DEMO_SELLERS, DEMO_TOKEN
+    from cancelguard.demo_credentials import COMPOSE_SELLERS, DEMO_CALLER, DEMO_SELLERS, DEMO_TOKEN
+    from cancelguard.simulator.spapi.generator import DEFAULT_SELLERS
 
     committed = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "demo-callers.toml"
-    assert committed.read_text() == callers_toml({DEMO_CALLER: (DEMO_TOKEN, DEMO_SELLERS)})
+    assert committed.read_text() == callers_toml({DEMO_CALLER: (DEMO_TOKEN, COMPOSE_SELLERS)})
+    # the demo's sellers, and the simulator's that Compose's pollers poll
+    assert (*DEMO_SELLERS, *DEFAULT_SELLERS) == COMPOSE_SELLERS
