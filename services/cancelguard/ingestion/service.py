@@ -16,6 +16,7 @@ away the batch in hand is re-sent with backoff and health says NOT_SERVING (`run
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import logging
 from collections.abc import Callable, Sequence
@@ -118,6 +119,7 @@ class IngestionService:
         self.sender = Sender(self.producer, self.dependencies, renew=self._renew_producer)
         self._route = Route(settings, stage="ingestion")
         self._counters: dict[tuple[Counter, tuple[str, ...]], Any] = {}
+        self._tally: collections.Counter[tuple[Any, ...]] = collections.Counter()  # (family, *labels) -> n
         self.consumer = AIOKafkaConsumer(
             *self.sources,
             bootstrap_servers=settings.kafka_bootstrap,
@@ -149,21 +151,30 @@ class IngestionService:
             await self._close()
 
     def route(self, record: ConsumerRecord, now: datetime) -> Outgoing | None:
-        """What one raw record becomes: an event, nothing, or a dead letter. Never raises."""
+        """What one raw record becomes: an event, nothing, or a dead letter. Never raises. Counted in
+        the batch's tally (`flush_counts` adds it to the counters)."""
         source = self.sources[record.topic]
+        tally = self._tally
         try:
             event = normalise(source, record.value, now)
             if event is None:
-                self._counter(RECORDS, record.topic, "ignored").inc()
+                tally[(RECORDS, record.topic, "ignored")] += 1
                 return None
             out = self._route.event(event)
         except Exception as exc:
             # InvalidInput is bad input; anything else is a bug of ours on this record. Either way the
             # record is kept, with the reason, and the stream goes on.
             return self._dead_letter(record, exc, source.personal_fields)
-        self._counter(RECORDS, record.topic, "published").inc()
-        self._counter(EVENTS_OUT, event.source.value).inc()
+        tally[(RECORDS, record.topic, "published")] += 1
+        tally[(EVENTS_OUT, event.source.value)] += 1
         return out
+
+    def flush_counts(self) -> None:
+        """The batch's tally into the Prometheus counters: one `inc` per label set and batch, not one per
+        record (an `inc` takes a lock: 0.6 µs, twice per record)."""
+        for (family, *labels), n in self._tally.items():
+            self._counter(family, *labels).inc(n)
+        self._tally.clear()
 
     def _counter(self, family: Counter, *labels: str) -> Any:
         """A labelled Prometheus counter, looked up once (`labels()` costs more than the count)."""
@@ -182,8 +193,8 @@ class IngestionService:
             origin=dead_letters.Origin(record.topic, record.partition, record.offset),
             personal_fields=personal_fields,
         )
-        RECORDS.labels(record.topic, "dead_lettered").inc()
-        DEAD_LETTERS.labels(record.topic, code).inc()
+        self._tally[(RECORDS, record.topic, "dead_lettered")] += 1
+        self._tally[(DEAD_LETTERS, record.topic, code)] += 1
         log.warning(
             "dead-lettered a record",
             extra={
@@ -201,6 +212,7 @@ class IngestionService:
             outgoing = [
                 o for records in batch.values() for r in records if (o := self.route(r, now)) is not None
             ]
+            self.flush_counts()
             if not await self.send_all(outgoing, stop):
                 return  # stopped during an outage: nothing committed, the batch is re-read after restart
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
