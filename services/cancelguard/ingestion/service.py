@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
 import logging
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ DEAD_LETTERS = Counter(
     ["topic", "reason"],
 )
 BATCH_SECONDS = Histogram("cancelguard_ingestion_batch_seconds", "Time to publish and commit one batch")
+ROUTE_SLICE = 500  # records routed between two turns of the event loop (about 10 ms)
 BATCH_BYTES = 512 * 1024  # well under the broker's 1 MB message limit
 
 
@@ -138,13 +140,7 @@ class IngestionService:
             await self.dependencies.probe_once()
             self.dependencies.start()
             log.info("ingesting", extra={"topics": list(self.sources), "publishes_to": s.order_events_topic})
-            while not stop.is_set():
-                self.dependencies.check_limit()
-                batch = await self.consumer.getmany(
-                    timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records
-                )
-                if batch:
-                    await self.process(batch, stop)
+            await self._ingest(stop)
         finally:
             await self.dependencies.stop()
             await self.health.set(False)
@@ -206,16 +202,61 @@ class IngestionService:
         )
         return letter
 
-    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+    async def _ingest(self, stop: asyncio.Event) -> None:
+        """Read, route and deliver batches until `stop`. One batch is routed while the one before it is
+        in flight (sent, acknowledged, its offsets committed): routing is CPU work in this process,
+        delivery is waiting on the broker, and overlapping them is most of the time a batch takes.
+        Delivery stays one batch at a time, in order, so offsets still commit in order, each only after
+        its own batch is acknowledged, and a retry during an outage re-sends one batch alone."""
+        s = self.settings
+        in_flight: asyncio.Task[bool] | None = None
+        try:
+            while not stop.is_set():
+                self.dependencies.check_limit()
+                if in_flight is not None and in_flight.done():
+                    in_flight.result()  # raises what the delivery raised (an outage past its limit)
+                batch = await self.consumer.getmany(
+                    timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records
+                )
+                if not batch:
+                    continue
+                outgoing = await self.route_batch(batch)
+                if in_flight is not None and not await in_flight:
+                    break  # stopped in an outage before the batch before was acknowledged: both are re-read
+                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                in_flight = asyncio.create_task(self.deliver(outgoing, offsets, stop))
+            if in_flight is not None:
+                await in_flight  # a clean stop delivers what it has routed (or gives up with the outage)
+        finally:
+            # leaving on an error: the batch in flight is not committed, and is re-read after restart
+            if in_flight is not None and not in_flight.done():
+                in_flight.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await in_flight
+
+    async def route_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[Outgoing]:
+        """What a batch's records become, routed in slices that let the event loop run between them
+        (the batch in flight is acknowledged and committed meanwhile, and health answers)."""
+        now = datetime.now(UTC)
+        route = self.route
+        outgoing: list[Outgoing] = []
+        for records in batch.values():
+            for start in range(0, len(records), ROUTE_SLICE):
+                outgoing.extend(
+                    o for r in records[start : start + ROUTE_SLICE] if (o := route(r, now)) is not None
+                )
+                await asyncio.sleep(0)
+        self.flush_counts()
+        return outgoing
+
+    async def deliver(
+        self, outgoing: Sequence[Outgoing], offsets: dict[TopicPartition, int], stop: asyncio.Event
+    ) -> bool:
+        """Send a batch's events and dead letters, wait for every acknowledgement, then commit its raw
+        offsets. False: stopped during an outage before they were acknowledged."""
         with BATCH_SECONDS.time():
-            now = datetime.now(UTC)
-            outgoing = [
-                o for records in batch.values() for r in records if (o := self.route(r, now)) is not None
-            ]
-            self.flush_counts()
             if not await self.send_all(outgoing, stop):
-                return  # stopped during an outage: nothing committed, the batch is re-read after restart
-            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                return False  # nothing committed: the batch is re-read after restart
             try:
                 await self.consumer.commit(offsets)
             except KafkaError as exc:
@@ -225,6 +266,7 @@ class IngestionService:
                     "raw offsets not committed; the records will be re-read",
                     extra={"error": str(exc), "partitions": [f"{tp.topic}/{tp.partition}" for tp in offsets]},
                 )
+            return True
 
     async def send_all(self, outgoing: Sequence[Outgoing], stop: asyncio.Event) -> bool:
         return await self.sender.send_all(outgoing, stop)
