@@ -127,12 +127,12 @@ async def ingestion_round(
     seen: dict[str, float] = {"first": 0.0, "last": 0.0, "cpu_first": 0.0, "cpu_last": 0.0}
     committed: dict[TopicPartition, int] = {}  # the raw topic is fresh: an offset is a count of records
 
-    async def first(batch: Any) -> Any:
+    def first(batch: Any) -> Any:
         if not seen["first"]:
             seen["first"], seen["cpu_first"] = time.perf_counter(), time.process_time()
             if profile is not None:
                 profile.enable()
-        return await route_batch(batch)
+        return route_batch(batch)
 
     async def last(outgoing: Any, offsets: dict[TopicPartition, int], stop: asyncio.Event) -> bool:
         delivered = await deliver(outgoing, offsets, stop)
