@@ -38,7 +38,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -48,6 +48,18 @@ from cancelguard.ingestion.routing import checked
 from cancelguard.ingestion.service import BATCH_BYTES, IngestionService, sources_for
 from cancelguard.localstack import PRODUCER_PERF_TEST, KafkaDist, LocalKafka, LocalPostgres, find_free_port
 from cancelguard.simulator.scenario import DEFAULT_SHOPS, generate
+
+
+class Timed(NamedTuple):
+    """One round: wall seconds, and this process's CPU seconds in them (less at the mercy of a busy
+    machine than the wall clock)."""
+
+    seconds: float
+    cpu_seconds: float
+
+    def cpu_us(self, records: int) -> float:
+        return self.cpu_seconds / records * 1e6
+
 
 NOTIFICATIONS_PER_SCALE = 2200  # about the default demo scenario's notifications at scale 1
 PARTITIONS = 6
@@ -105,36 +117,42 @@ async def fill_raw_topic(settings: Settings, raw: list[bytes]) -> None:
 
 async def ingestion_round(
     bootstrap: str, dsn: str, raw: list[bytes], *, profile: cProfile.Profile | None = None
-) -> float:
-    """Seconds from the first batch the service reads until every raw offset is committed."""
+) -> Timed:
+    """From the first batch the service reads until every raw offset is committed."""
     settings = bench_settings(bootstrap, dsn)
     await fill_raw_topic(settings, raw)
     service = IngestionService(settings)
-    original = service.process
+    route_batch, deliver = service.route_batch, service.deliver
     done = asyncio.Event()
-    seen = {"records": 0, "first": 0.0, "last": 0.0}
+    seen: dict[str, float] = {"first": 0.0, "last": 0.0, "cpu_first": 0.0, "cpu_last": 0.0}
+    committed: dict[TopicPartition, int] = {}  # the raw topic is fresh: an offset is a count of records
 
-    async def timed(batch: Any, stop: asyncio.Event) -> None:
+    def first(batch: Any) -> Any:
         if not seen["first"]:
-            seen["first"] = time.perf_counter()
+            seen["first"], seen["cpu_first"] = time.perf_counter(), time.process_time()
             if profile is not None:
                 profile.enable()
-        await original(batch, stop)
-        seen["records"] += sum(len(r) for r in batch.values())
-        if seen["records"] >= len(raw):
-            seen["last"] = time.perf_counter()
+        return route_batch(batch)
+
+    async def last(outgoing: Any, offsets: dict[TopicPartition, int], stop: asyncio.Event) -> bool:
+        delivered = await deliver(outgoing, offsets, stop)
+        committed.update(offsets)
+        if sum(committed.values()) >= len(raw) and not done.is_set():
+            seen["last"], seen["cpu_last"] = time.perf_counter(), time.process_time()
             if profile is not None:
                 profile.disable()
             done.set()
+        return delivered
 
-    service.process = timed  # type: ignore[method-assign]
+    service.route_batch = first  # type: ignore[method-assign]
+    service.deliver = last  # type: ignore[method-assign]
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     await asyncio.wait_for(done.wait(), 600)
     stop.set()
     await task
     await _check_committed(settings, len(raw))
-    return seen["last"] - seen["first"]
+    return Timed(seen["last"] - seen["first"], seen["cpu_last"] - seen["cpu_first"])
 
 
 async def _check_committed(settings: Settings, count: int) -> None:
@@ -151,7 +169,7 @@ async def _check_committed(settings: Settings, count: int) -> None:
         await consumer.stop()
 
 
-async def raw_producer_round(bootstrap: str, dsn: str, events: list[tuple[bytes, bytes]]) -> float:
+async def raw_producer_round(bootstrap: str, dsn: str, events: list[tuple[bytes, bytes]]) -> Timed:
     settings = bench_settings(bootstrap, dsn)
     await kafka.ensure_topics(bootstrap, [settings.order_events_topic], partitions=PARTITIONS, replication=1)
     # the service's own producer settings (acks=all, idempotence, linger, batch size)
@@ -159,10 +177,10 @@ async def raw_producer_round(bootstrap: str, dsn: str, events: list[tuple[bytes,
     await producer.start()
     try:
         topic = settings.order_events_topic
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         futures = [await producer.send(topic, value, key=key) for key, value in events]
         await asyncio.gather(*futures)
-        return time.perf_counter() - started
+        return Timed(time.perf_counter() - started, time.process_time() - cpu)
     finally:
         await kafka.stop_producer(producer)
 
@@ -274,6 +292,7 @@ KEY_FUNCTIONS = {
     "bounds (check_event)": "bounds.py:.*\\(check_event\\)",
     "the encode (codec.encode)": "codec.py:.*\\(encode\\)",
     "route (adapter + bounds + encode)": "service.py:.*\\(route\\)",
+    "deliver (send, acks, commit)": "service.py:.*\\(deliver\\)",
     "consumer.getmany": "consumer.py:.*\\(getmany\\)",
     "raw offsets commit": "consumer.py:.*\\(commit\\)",
 }
@@ -333,18 +352,21 @@ def main() -> int:
         )
         ingestion, raw_rates, perf = [], [], []
         for n in range(1, args.rounds + 1):
-            seconds = asyncio.run(ingestion_round(bootstrap, dsn, raw))
-            ingestion.append(args.records / seconds)
-            raw_rates.append(args.records / asyncio.run(raw_producer_round(bootstrap, dsn, events)))
+            ours = asyncio.run(ingestion_round(bootstrap, dsn, raw))
+            anchor = asyncio.run(raw_producer_round(bootstrap, dsn, events))
+            ingestion.append(args.records / ours.seconds)
+            raw_rates.append(args.records / anchor.seconds)
             perf.append(perf_tool_round(dist, bootstrap, args.records, mean_size))
             print(
                 f"  round {n}: ingestion {ingestion[-1]:,.0f}/s, raw aiokafka {raw_rates[-1]:,.0f}/s, "
-                f"kafka perf tool {perf[-1]:,.0f}/s (ratio {ingestion[-1] / raw_rates[-1]:.2f})",
+                f"kafka perf tool {perf[-1]:,.0f}/s (ratio {ingestion[-1] / raw_rates[-1]:.2f}); "
+                f"this process's CPU per record: ingestion {ours.cpu_us(args.records):.1f} µs, "
+                f"raw aiokafka {anchor.cpu_us(args.records):.1f} µs",
                 flush=True,
             )
         if args.profile:
             profile = cProfile.Profile()
-            seconds = asyncio.run(ingestion_round(bootstrap, dsn, raw, profile=profile))
+            seconds = asyncio.run(ingestion_round(bootstrap, dsn, raw, profile=profile)).seconds
             print(profile_report(profile, seconds))
         if not args.skip_pollers:
             # the simulator scans its orders for each page: a few thousand orders keep it off the clock

@@ -24,7 +24,7 @@ import enum
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from cancelguard.domain import model as m
 
@@ -73,16 +73,36 @@ _IDENTIFIER = re.compile(r"[!-~]+")  # printable ASCII, no space
 _BAD_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _is_identifier(value: object, max_len: int = MAX_IDENTIFIER) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= max_len and _IDENTIFIER.fullmatch(value) is not None
+# The predicates: the common case checked without building the field names an error message needs.
 
 
-def _is_text(value: object, max_len: int = MAX_TEXT) -> bool:
-    return isinstance(value, str) and len(value) <= max_len and _BAD_CHAR.search(value) is None
+def is_identifier(value: object, max_len: int = MAX_IDENTIFIER) -> TypeGuard[str]:
+    # printable ASCII without a space is _IDENTIFIER, said with str methods (faster than the regex)
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_len
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def is_text(value: object, max_len: int = MAX_TEXT) -> TypeGuard[str]:
+    # printable ASCII holds no _BAD_CHAR: the regex only reads the rest
+    return (
+        isinstance(value, str)
+        and len(value) <= max_len
+        and ((value.isascii() and value.isprintable()) or _BAD_CHAR.search(value) is None)
+    )
+
+
+def is_quantity(value: object) -> bool:
+    """None (the source does not say) or a quantity within the bounds."""
+    return value is None or (type(value) is int and 0 <= value <= MAX_QUANTITY)
 
 
 def identifier(value: object, field: str, *, max_len: int = MAX_IDENTIFIER) -> str:
-    if isinstance(value, str) and _is_identifier(value, max_len):
+    if is_identifier(value, max_len):
         return value
     if not isinstance(value, str):
         raise invalid(Reason.BAD_IDENTIFIER, f"{field} must be a string, got {shown(value)}")
@@ -199,12 +219,12 @@ def _check_snapshot(body: m.OrderSnapshot, now: datetime) -> None:
     for n, item in enumerate(body.items):
         # the common case checked without building the field names the messages would need
         if (
-            _is_identifier(item.order_item_id)
-            and _is_text(item.seller_sku, MAX_SKU)
-            and _is_text(item.buyer_cancel_reason)
-            and _is_text(item.cancel_reason)
-            and _is_quantity(item.quantity_ordered)
-            and _is_quantity(item.quantity_shipped)
+            is_identifier(item.order_item_id)
+            and is_text(item.seller_sku, MAX_SKU)
+            and is_text(item.buyer_cancel_reason)
+            and is_text(item.cancel_reason)
+            and is_quantity(item.quantity_ordered)
+            and is_quantity(item.quantity_shipped)
             and item.cancelled_by is not m.CancelledBy.UNKNOWN
         ):
             continue
@@ -219,10 +239,6 @@ def _check_snapshot(body: m.OrderSnapshot, now: datetime) -> None:
                 quantity(value, f"{where}.{name}")
         if item.cancelled_by is m.CancelledBy.UNKNOWN:  # ours, for "nobody says": no source may claim it
             raise invalid(Reason.UNKNOWN_VALUE, f"{where}.cancelled_by is UNKNOWN: say who, or nothing")
-
-
-def _is_quantity(value: object) -> bool:
-    return value is None or (type(value) is int and 0 <= value <= MAX_QUANTITY)
 
 
 def _check_reported_rate(body: m.AmazonReportedRate, now: datetime) -> None:

@@ -227,6 +227,11 @@ def _require_tz(name: str, ts: datetime | None) -> None:
 # --- identity ------------------------------------------------------------------------------------
 
 
+def partition_key(seller_account: str, marketplace_id: str) -> str:
+    """Kafka key: one partition owns every window of a seller account x marketplace."""
+    return f"{seller_account}|{marketplace_id}"
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class AccountKey:
     """A seller account x marketplace: the scope of a Cancellation Rate."""
@@ -236,8 +241,7 @@ class AccountKey:
 
     @property
     def partition_key(self) -> str:
-        """Kafka key: one partition owns every window of a seller account x marketplace."""
-        return f"{self.seller_account}|{self.marketplace_id}"
+        return partition_key(self.seller_account, self.marketplace_id)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -252,7 +256,7 @@ class OrderKey:
 
     @property
     def partition_key(self) -> str:
-        return self.account.partition_key
+        return partition_key(self.seller_account, self.marketplace_id)  # no AccountKey built per event
 
 
 # --- events: what a source said, normalised --------------------------------------------------------

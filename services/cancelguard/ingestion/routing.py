@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -49,9 +49,8 @@ def checked(event: EventT, now: datetime) -> EventT:
     return check_event(event, now=now)
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to send: an event, or a dead letter."""
+class Outgoing(NamedTuple):
+    """One record to send: an event, or a dead letter (a tuple: one is made for every record read)."""
 
     topic: str
     key: bytes | None

@@ -16,6 +16,7 @@ away the batch in hand is re-sent with backoff and health says NOT_SERVING (`run
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import logging
 from collections.abc import Callable, Sequence
@@ -118,6 +119,7 @@ class IngestionService:
         self.sender = Sender(self.producer, self.dependencies, renew=self._renew_producer)
         self._route = Route(settings, stage="ingestion")
         self._counters: dict[tuple[Counter, tuple[str, ...]], Any] = {}
+        self._tally: collections.Counter[tuple[Any, ...]] = collections.Counter()  # (family, *labels) -> n
         self.consumer = AIOKafkaConsumer(
             *self.sources,
             bootstrap_servers=settings.kafka_bootstrap,
@@ -136,34 +138,37 @@ class IngestionService:
             await self.dependencies.probe_once()
             self.dependencies.start()
             log.info("ingesting", extra={"topics": list(self.sources), "publishes_to": s.order_events_topic})
-            while not stop.is_set():
-                self.dependencies.check_limit()
-                batch = await self.consumer.getmany(
-                    timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records
-                )
-                if batch:
-                    await self.process(batch, stop)
+            await self._ingest(stop)
         finally:
             await self.dependencies.stop()
             await self.health.set(False)
             await self._close()
 
     def route(self, record: ConsumerRecord, now: datetime) -> Outgoing | None:
-        """What one raw record becomes: an event, nothing, or a dead letter. Never raises."""
+        """What one raw record becomes: an event, nothing, or a dead letter. Never raises. Counted in
+        the batch's tally (`flush_counts` adds it to the counters)."""
         source = self.sources[record.topic]
+        tally = self._tally
         try:
             event = normalise(source, record.value, now)
             if event is None:
-                self._counter(RECORDS, record.topic, "ignored").inc()
+                tally[(RECORDS, record.topic, "ignored")] += 1
                 return None
             out = self._route.event(event)
         except Exception as exc:
             # InvalidInput is bad input; anything else is a bug of ours on this record. Either way the
             # record is kept, with the reason, and the stream goes on.
             return self._dead_letter(record, exc, source.personal_fields)
-        self._counter(RECORDS, record.topic, "published").inc()
-        self._counter(EVENTS_OUT, event.source.value).inc()
+        tally[(RECORDS, record.topic, "published")] += 1
+        tally[(EVENTS_OUT, event.source.value)] += 1
         return out
+
+    def flush_counts(self) -> None:
+        """The batch's tally into the Prometheus counters: one `inc` per label set and batch, not one per
+        record (an `inc` takes a lock: 0.6 µs, twice per record)."""
+        for (family, *labels), n in self._tally.items():
+            self._counter(family, *labels).inc(n)
+        self._tally.clear()
 
     def _counter(self, family: Counter, *labels: str) -> Any:
         """A labelled Prometheus counter, looked up once (`labels()` costs more than the count)."""
@@ -182,8 +187,8 @@ class IngestionService:
             origin=dead_letters.Origin(record.topic, record.partition, record.offset),
             personal_fields=personal_fields,
         )
-        RECORDS.labels(record.topic, "dead_lettered").inc()
-        DEAD_LETTERS.labels(record.topic, code).inc()
+        self._tally[(RECORDS, record.topic, "dead_lettered")] += 1
+        self._tally[(DEAD_LETTERS, record.topic, code)] += 1
         log.warning(
             "dead-lettered a record",
             extra={
@@ -195,15 +200,37 @@ class IngestionService:
         )
         return letter
 
-    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+    async def _ingest(self, stop: asyncio.Event) -> None:
+        """Read, route and deliver batches until `stop`, one at a time. (Routing a batch while the one
+        before it was in flight measured no faster here: routing is CPU work, and on a busy 2-core
+        machine the broker wants that CPU too.)"""
+        s = self.settings
+        while not stop.is_set():
+            self.dependencies.check_limit()
+            batch = await self.consumer.getmany(
+                timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records
+            )
+            if batch:
+                outgoing = self.route_batch(batch)
+                offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                await self.deliver(outgoing, offsets, stop)
+
+    def route_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[Outgoing]:
+        """What a batch's records become (events and dead letters), counted."""
+        now = datetime.now(UTC)
+        route = self.route
+        outgoing = [o for records in batch.values() for r in records if (o := route(r, now)) is not None]
+        self.flush_counts()
+        return outgoing
+
+    async def deliver(
+        self, outgoing: Sequence[Outgoing], offsets: dict[TopicPartition, int], stop: asyncio.Event
+    ) -> bool:
+        """Send a batch's events and dead letters, wait for every acknowledgement, then commit its raw
+        offsets. False: stopped during an outage before they were acknowledged."""
         with BATCH_SECONDS.time():
-            now = datetime.now(UTC)
-            outgoing = [
-                o for records in batch.values() for r in records if (o := self.route(r, now)) is not None
-            ]
             if not await self.send_all(outgoing, stop):
-                return  # stopped during an outage: nothing committed, the batch is re-read after restart
-            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                return False  # nothing committed: the batch is re-read after restart
             try:
                 await self.consumer.commit(offsets)
             except KafkaError as exc:
@@ -213,6 +240,7 @@ class IngestionService:
                     "raw offsets not committed; the records will be re-read",
                     extra={"error": str(exc), "partitions": [f"{tp.topic}/{tp.partition}" for tp in offsets]},
                 )
+            return True
 
     async def send_all(self, outgoing: Sequence[Outgoing], stop: asyncio.Event) -> bool:
         return await self.sender.send_all(outgoing, stop)

@@ -149,3 +149,18 @@ def test_any_text_is_accepted_or_refused_with_a_reason(value: str) -> None:
         else:  # what passes survives UTF-8 (Kafka, protobuf) and Postgres text
             assert "\x00" not in value
             value.encode("utf-8")
+
+
+_EDGES = st.sampled_from(
+    ["", " ", "!", "~", "\x7f", "\x1f", "\x80", "\x9f", "\xa0", "é", "\ud800", "\t", "A" * 64]
+)
+
+
+@given(value=st.text(max_size=70) | st.lists(_EDGES, max_size=70).map("".join))
+def test_the_quick_predicates_say_what_the_bounds_say(value: str) -> None:
+    """`is_identifier` and `is_text` (str methods) agree with the regexes that define the bounds."""
+    as_identifier = (
+        0 < len(value) <= bounds.MAX_IDENTIFIER and bounds._IDENTIFIER.fullmatch(value) is not None
+    )
+    assert bounds.is_identifier(value) == as_identifier
+    assert bounds.is_text(value, 64) == (len(value) <= 64 and bounds._BAD_CHAR.search(value) is None)

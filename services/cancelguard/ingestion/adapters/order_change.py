@@ -54,15 +54,16 @@ _PURCHASED = f"{_SUMMARY}.PurchaseDate"
 _SHIP_BY = f"{_SUMMARY}.LatestShipDate"
 
 
-def _item(item: Any, where: str) -> ItemObservation:
+def _item(item: Any, n: int) -> ItemObservation:
+    what = f"{WHAT}: {_ITEMS}[{n}]"
     if not isinstance(item, Mapping):
-        raise invalid(Reason.NOT_AN_OBJECT, f"{WHAT}: {where} must be an object")
+        raise invalid(Reason.NOT_AN_OBJECT, f"{what} must be an object")
     flag = item.get("IsBuyerRequestedCancel")
     return ItemObservation(
-        order_item_id=identifier_at(item, "OrderItemId", f"{WHAT}: {where}"),
-        seller_sku=text_at(item, "SellerSKU", f"{WHAT}: {where}", max_len=bounds.MAX_SKU),
-        quantity_ordered=quantity_at(item, "Quantity", f"{WHAT}: {where}"),
-        quantity_shipped=quantity_at(item, "QuantityShipped", f"{WHAT}: {where}"),
+        order_item_id=identifier_at(item, "OrderItemId", what),
+        seller_sku=text_at(item, "SellerSKU", what, max_len=bounds.MAX_SKU),
+        quantity_ordered=quantity_at(item, "Quantity", what),
+        quantity_shipped=quantity_at(item, "QuantityShipped", what),
         buyer_requested_cancel=None if flag is None else parse_bool(flag),
     )
 
@@ -80,7 +81,7 @@ def parse_order_change(raw: bytes | str | Mapping[str, Any], *, observed_at: dat
     if when is None:
         when = time_at(doc, "EventTime", WHAT, now=now)
     raw_items = array_at(doc, _ITEMS, WHAT)
-    items = tuple(_item(item, f"{_ITEMS}[{n}]") for n, item in enumerate(raw_items))
+    items = tuple(_item(item, n) for n, item in enumerate(raw_items))
     assert when is not None
     return OrderEvent(
         event_id=f"order-change:{notification_id}",
