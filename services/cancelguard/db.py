@@ -111,7 +111,8 @@ def is_transient(exc: BaseException) -> bool:
     """Retry later: Postgres is down, restarting, or the connection broke."""
     if isinstance(exc, asyncpg.PostgresError):
         return (exc.sqlstate or "")[:2] in _TRANSIENT_CLASSES
-    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)
+    # InternalClientError: asyncpg's protocol was left mid-operation by a connection that failed
+    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError)
 
 
 def is_record_error(exc: BaseException) -> bool:

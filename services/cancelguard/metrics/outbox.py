@@ -27,6 +27,17 @@ _BATCH = 500
 _CLOCK_SKEW = timedelta(minutes=5)  # read the topic back from a little before the alert was written
 
 
+async def _unlock(conn: asyncpg.Connection) -> None:
+    """Give the publisher's lock back. On a connection that just failed (Postgres went away, or a
+    statement was cut off and its connection is still busy) the unlock fails too: end the session then,
+    which ends its lock, and never let the unlock hide the failure that brought us here (the service
+    treats that one as the outage it is)."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    except Exception:
+        conn.terminate()
+
+
 class OutboxPublisher:
     def __init__(self, store: Store, producer: AIOKafkaProducer, bootstrap: str, topic: str) -> None:
         self.store = store
@@ -46,7 +57,7 @@ class OutboxPublisher:
                     if len(rows) < _BATCH:
                         break
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+                await _unlock(conn)
         return sent
 
     async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> int:
