@@ -29,7 +29,7 @@ from cancelguard.domain.policy import PolicyBook, policy_for
 from cancelguard.domain.requests import open_request
 from cancelguard.domain.windows import bucket_start, live_window
 from cancelguard.metrics.state_codec import order_to_json
-from cancelguard.metrics.store import PartitionBatch, Store
+from cancelguard.metrics.store import After, ApiReads, PartitionBatch, Store
 
 pytestmark = pytest.mark.integration
 
@@ -155,8 +155,8 @@ async def test_rows_of_the_previous_release_read_the_same_and_fold_on(
     assert await store.bucket_totals(SELLER, US, window.start, window.end) == (3, 2)
     for key, order in folded.items():
         assert await store.get_order(key) == order  # read from the old JSON
-    [listed] = await store.open_requests(SELLER, US, after=None, limit=10)
-    assert listed.key.amazon_order_id == "111-0000003-0000001"
+    [listed] = await ApiReads(store).open_requests(SELLER, US, After(), 10, timeout=None)
+    assert listed.amazon_order_id == "111-0000003-0000001"
     # suppression risk is read in SQL now: the migration gave the old rows their SKUs
     [risk] = await store.suppression_risks(SELLER, US, NOW, 30)
     assert risk.amazon_order_ids == ("111-0000001-0000001", "111-0000002-0000001")

@@ -105,10 +105,12 @@ class Records:
 
     async def insert(self, new: NewRequest, *, timeout: float | None) -> bool:
         """False when a request with this id was recorded first (a concurrent retry)."""
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
-            if not await conn.fetchval(_INSERT, *_values(new), timeout=timeout):
-                return False
-            if new.feed is not None:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            if new.feed is None:  # one statement: no transaction round trips on the common writes
+                return bool(await conn.fetchval(_INSERT, *_values(new), timeout=timeout))
+            async with conn.transaction():
+                if not await conn.fetchval(_INSERT, *_values(new), timeout=timeout):
+                    return False
                 f = new.feed
                 await conn.execute(
                     "INSERT INTO feed_submissions (event_id, seller_account, marketplace_id, amazon_order_id,"

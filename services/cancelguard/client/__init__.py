@@ -95,6 +95,14 @@ _ORDERS = orders_pb2.DESCRIPTOR.services_by_name["OrderService"]
 _METRICS = metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"]
 
 
+def _stubs(channel: Any, token: str, deadline_s: float | None) -> tuple[Any, Any]:
+    """The OrderService and MetricsService stubs on `channel`, with the token and deadline on each call."""
+    return (
+        _Defaults(orders_pb2_grpc.OrderServiceStub(channel), _ORDERS, token, deadline_s),
+        _Defaults(metrics_pb2_grpc.MetricsServiceStub(channel), _METRICS, token, deadline_s),
+    )
+
+
 class Client:
     def __init__(
         self,
@@ -110,12 +118,7 @@ class Client:
             if tls is not None
             else grpc.insecure_channel(target, options=options)
         )
-        self.orders: Any = _Defaults(
-            orders_pb2_grpc.OrderServiceStub(self.channel), _ORDERS, token, deadline_s
-        )
-        self.metrics: Any = _Defaults(
-            metrics_pb2_grpc.MetricsServiceStub(self.channel), _METRICS, token, deadline_s
-        )
+        self.orders, self.metrics = _stubs(self.channel, token, deadline_s)
 
     def close(self) -> None:
         self.channel.close()
@@ -265,12 +268,7 @@ class AsyncClient:
             if tls is not None
             else grpc.aio.insecure_channel(target, options=options)
         )
-        self.orders: Any = _Defaults(
-            orders_pb2_grpc.OrderServiceStub(self.channel), _ORDERS, token, deadline_s
-        )
-        self.metrics: Any = _Defaults(
-            metrics_pb2_grpc.MetricsServiceStub(self.channel), _METRICS, token, deadline_s
-        )
+        self.orders, self.metrics = _stubs(self.channel, token, deadline_s)
 
     async def close(self) -> None:
         await self.channel.close()

@@ -951,27 +951,6 @@ class Store:
         )
         return [Bucket(r[0], r[1], r[2]) for r in rows]
 
-    async def open_requests(
-        self, seller_account: str, marketplace_id: str, *, after: tuple[datetime, str] | None, limit: int
-    ) -> list[Order]:
-        """Orders with an open request, oldest request first; `after` is the last (request_at, order id)."""
-        after_at, after_id = after if after else (None, "")
-        rows = await self._fetch(
-            f"SELECT amazon_order_id, fact, state FROM orders WHERE generation = {_ACTIVE}"
-            " AND seller_account = $1 AND marketplace_id = $2 AND open_request IS NOT NULL"
-            " AND ($3::timestamptz IS NULL OR (request_at, amazon_order_id) > ($3, $4))"
-            " ORDER BY request_at, amazon_order_id LIMIT $5",
-            seller_account,
-            marketplace_id,
-            after_at,
-            after_id,
-            limit,
-        )
-        return [
-            state_codec.decode_stored(OrderKey(seller_account, marketplace_id, r[0]), r[1], r[2])
-            for r in rows
-        ]
-
     async def get_orders(
         self, seller_account: str, marketplace_id: str, order_ids: Sequence[str]
     ) -> dict[str, Order]:
