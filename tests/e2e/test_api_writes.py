@@ -383,6 +383,32 @@ async def test_only_unshipped_orders_can_be_cancelled(api: Api) -> None:
     assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_VALUE")
 
 
+async def test_feed_submissions_refuse_bad_asks_and_the_next_call_is_served(api: Api) -> None:
+    """This API has no accounts file: it submits no feeds, says why, and keeps serving."""
+    [order_id] = await place(api, ("FEEDS", "Unshipped", False))
+    ask = orders_pb2.GetFeedSubmissionRequest
+    cases = [
+        (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER),
+         "INVALID_ARGUMENT", "MISSING_FIELD"),
+        (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id="x" * 129),
+         "INVALID_ARGUMENT", None),
+        (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id="api-decision:nothing"),
+         "NOT_FOUND", "NOT_FOUND"),
+        (api.client.orders.DecideCancellation,
+         orders_pb2.DecideCancellationRequest(
+             seller_account=SELLER, marketplace_id=UK, amazon_order_id=order_id, cancel_reason="NoInventory",
+             request_id=str(uuid.uuid4()), submit_feed=True),
+         "FAILED_PRECONDITION", "FEEDS_NOT_CONFIGURED"),
+    ]  # fmt: skip
+    for call, request, code, reason in cases:
+        got, info = await _refused(call, request)
+        assert got.name == code, (request, got)
+        if reason is not None:
+            assert info.reason == reason, (request, info)
+    decided = await api.client.orders.DecideCancellation(_decide(order_id, "NoInventory"))  # still served
+    assert decided.event_id and not decided.HasField("feed_submission")
+
+
 async def test_the_warehouse_records_a_label_and_a_shipment(api: Api) -> None:
     labelled, shipped = await place(api, ("LABEL", "Unshipped", True), ("SHIP", "Unshipped", False))
     reply = await api.client.orders.RecordLabelPurchased(
