@@ -282,9 +282,11 @@ class MetricsService:
         if not self._lag_offsets:
             return
         try:
-            await self.consumer.commit(dict(self._lag_offsets))
+            # bounded: while the group's coordinator moves, a commit may retry for minutes, and it must
+            # hold up neither the batches nor a shutdown for a figure that only monitoring reads
+            await asyncio.wait_for(self.consumer.commit(dict(self._lag_offsets)), kafka.STOP_TIMEOUT_S)
             self._lag_offsets.clear()
-        except KafkaError as exc:
+        except (KafkaError, TimeoutError) as exc:
             log.info("kafka offset commit skipped: %s", exc)
 
     async def _housekeeping(self, *, force_publish: bool = False) -> None:

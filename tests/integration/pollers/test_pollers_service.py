@@ -210,8 +210,13 @@ async def test_health_is_not_serving_while_the_token_endpoint_is_down_and_it_is_
         async with running(service) as task:
             await wait_for(lambda: _down(service), "Amazon's token endpoint reported down")
             assert await wait_for(lambda: _is(address, NOT_SERVING), "NOT_SERVING")
+
+            async def every_account_tried() -> bool:  # each account's first round: its attempts, then
+                return sim.stats["lwa.token"] >= accounts * attempts  # its cool-down
+
+            await wait_for(every_account_tried, "every account's first round of attempts")
             first = sim.stats["lwa.token"]
-            assert 0 < first <= accounts * attempts
+            assert first == accounts * attempts
             for _ in range(3):
                 tries = _failed_steps()
                 await wait_for(lambda t=tries: _more_failed_steps(t, 20), "the loops try again, failing fast")
