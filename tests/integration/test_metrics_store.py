@@ -19,7 +19,7 @@ from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.windows import live_window
 from cancelguard.ingestion.adapters.buyer_messages import parse_buyer_message
 from cancelguard.ingestion.adapters.order_change import parse_order_change
-from cancelguard.metrics.store import PartitionBatch, Store
+from cancelguard.metrics.store import FOLD_READ, KEY_LOOKUPS, PartitionBatch, Store
 from cancelguard.simulator.scenario import Scenario, generate
 
 pytestmark = pytest.mark.integration
@@ -271,3 +271,56 @@ async def test_one_order_on_two_partitions_in_racing_batches_loses_no_update(
         2,
         1,
     )
+
+
+async def test_a_batch_finds_its_orders_by_key_however_big_the_account(
+    store: Store, postgres_dsn: str, pg_schema: str
+) -> None:
+    """One account with 3,000 orders and a batch touching 1,000 of them. Left to itself the planner
+    joined such a batch to the account's orders with a merge join (quadratic: 11 s at 40,000 orders) or
+    a hash join (every order of the table), and before the table had statistics it scanned the whole
+    account for each key: the store gathers them, and its batches run with KEY_LOOKUPS, under which each
+    key is one primary-key lookup."""
+    seller, mkt = "A1DEMOSELLERUS", "ATVPDKIKX0DER"
+    keys = [OrderKey(seller, mkt, f"114-0000000-{n:07d}") for n in range(3000)]
+
+    def unshipped(n: int, key: OrderKey, minutes: int) -> OrderEvent:
+        bought = NOW - timedelta(hours=30) + timedelta(seconds=n)
+        snap = OrderSnapshot(status=OrderStatus.UNSHIPPED, channel=Channel.MFN, purchased_at=bought)
+        return OrderEvent(
+            f"big-{n}-{minutes}", key, Source.ORDER_CHANGE, bought + timedelta(minutes=minutes), NOW, snap
+        )
+
+    await store.apply_batch(GROUP, batches([unshipped(n, k, 1) for n, k in enumerate(keys)], size=1000))
+    conn = await asyncpg.connect(postgres_dsn, server_settings={"search_path": pg_schema})
+    try:
+        # what the store's own transaction runs with, seen from inside it by a trigger of this test
+        await conn.execute(
+            "CREATE TABLE seen_settings (hashjoin text, mergejoin text);"
+            " CREATE FUNCTION record_settings() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " INSERT INTO seen_settings VALUES"
+            " (current_setting('enable_hashjoin'), current_setting('enable_mergejoin')); RETURN NULL; END $$;"
+            " CREATE TRIGGER record_settings AFTER UPDATE ON orders"
+            " FOR EACH STATEMENT EXECUTE FUNCTION record_settings()"
+        )
+        later = [unshipped(n, k, 20) for n, k in enumerate(keys[:1000])]
+        result = await store.apply_batch(
+            GROUP, [PartitionBatch(TOPIC, 0, [(3000 + n, e) for n, e in enumerate(later)])]
+        )
+        assert result.orders_written == 1000
+        assert await conn.fetch("SELECT DISTINCT * FROM seen_settings") == [("off", "off")]
+
+        generation = await conn.fetchval("SELECT generation FROM generations WHERE state = 'active'")
+        ids = [k.amazon_order_id for k in keys[:1000]]
+        async with conn.transaction():
+            await conn.execute(KEY_LOOKUPS)
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    f"EXPLAIN {FOLD_READ}", generation, [seller] * 1000, [mkt] * 1000, ids
+                )
+            )
+    finally:
+        await conn.close()
+    assert "Merge Join" not in plan and "Hash Join" not in plan, plan
+    assert "orders_pkey" in plan, plan

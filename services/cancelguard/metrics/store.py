@@ -139,6 +139,31 @@ _SKUS = "string_to_array(k.skus, E'\\n')"
 _CANCELLED_SKUS = "string_to_array(k.cancelled, E'\\n')"
 
 
+# Every statement of a batch finds its rows by key. Postgres knows neither how many rows an unnest gives
+# nor how they spread, and for a batch of one big account it chose to merge-join the batch against all of
+# that account's orders, which grows with the square (11 s for 5,000 keys among 40,000 orders of one
+# account); a hash join reads every order of the generation. Without either, each key is one lookup in
+# the primary key, whatever the size of the account or the table, once the table has statistics
+# (`Store._gather_statistics`).
+KEY_LOOKUPS = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
+FOLD_READ = (
+    "SELECT o.seller_account, o.marketplace_id, o.amazon_order_id, o.xmin::text::bigint, o.fact,"
+    " o.state, o.denominator_bucket, o.numerator_bucket, o.seller_cancelled_skus"
+    " FROM unnest($2::text[], $3::text[], $4::text[]) AS k(s, m, i)"
+    " JOIN orders o ON o.generation = $1 AND o.seller_account = k.s AND o.marketplace_id = k.m"
+    " AND o.amazon_order_id = k.i"
+)
+FOLD_UPDATE = (
+    f"WITH k AS (SELECT * FROM {_ORDER_ROWS}, $13::bigint[]) AS k({_ORDER_ROW_NAMES}, version)),"
+    " u AS (UPDATE orders o SET fact = k.fact, state = NULL, open_request = k.open_request,"
+    " request_at = k.request_at, denominator_bucket = k.den, numerator_bucket = k.num,"
+    f" skus = {_SKUS}, seller_cancelled_skus = {_CANCELLED_SKUS}, purchased_at = k.purchased_at"
+    " FROM k WHERE o.generation = $1 AND o.seller_account = k.s AND o.marketplace_id = k.m"
+    " AND o.amazon_order_id = k.i AND o.xmin = k.version::text::xid RETURNING 1)"
+    " SELECT count(*) FROM u"
+)
+
+
 class _Conflict(Exception):
     """Another transaction changed an order this batch read: apply the batch again."""
 
@@ -161,6 +186,7 @@ class Store:
         self.alerts = alerts  # None: this store raises no alerts (the API, a rebuild)
         self._books: dict[int, PolicyBook] = {}
         self._active: tuple[float, Generation] | None = None
+        self._orders_have_statistics = False
 
     async def _fetch(self, sql: str, *args: object, timeout: float | None = None) -> list[asyncpg.Record]:
         """`timeout`: seconds the statement may run (the API passes what is left of a call's deadline)."""
@@ -340,11 +366,29 @@ class Store:
             return BatchResult(0, 0, 0, 0)
         for _ in range(_CONFLICT_RETRIES):
             try:
-                async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
-                    return await self._apply(conn, group, batches, generation, now)
+                async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
+                    async with conn.transaction():
+                        result = await self._apply(conn, group, batches, generation, now)
+                    if result.orders_written and not self._orders_have_statistics:
+                        await self._gather_statistics(conn)
+                    return result
             except _Conflict:
                 continue  # rolled back: read again what the other batch committed
         raise RuntimeError(f"a batch lost {_CONFLICT_RETRIES} races in a row for the same orders")
+
+    async def _gather_statistics(self, conn: asyncpg.Connection) -> None:
+        """ANALYZE the orders table once if it has never been. Without statistics Postgres takes an
+        account's orders to be few, and finds a batch's orders through the purchase-time index, each key
+        a scan of its whole account (38 s per batch at 100,000 orders of one account); autovacuum first
+        looks a minute after the start, when a backfill may be far along. Once it has statistics the
+        order id is known to be unique, and stays so as the table grows."""
+        self._orders_have_statistics = await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM pg_stats WHERE schemaname = current_schema()"
+            " AND tablename = 'orders' AND attname = 'amazon_order_id')"
+        )
+        if not self._orders_have_statistics:
+            await conn.execute("ANALYZE orders")
+            self._orders_have_statistics = True
 
     async def _apply(
         self,
@@ -356,6 +400,7 @@ class Store:
     ) -> BatchResult:
         topic = batches[0].topic
         partitions = [b.partition for b in batches]
+        await conn.execute(KEY_LOOKUPS)
         # The generation first, shared: a switch (which takes it exclusively) waits for this batch, and
         # the next batch sees the new one.
         if generation is None:
@@ -445,11 +490,7 @@ class Store:
             by_key[event.key].append(event)
         keys = sorted(by_key)
         rows = await conn.fetch(
-            "SELECT o.seller_account, o.marketplace_id, o.amazon_order_id, o.xmin::text::bigint, o.fact,"
-            " o.state, o.denominator_bucket, o.numerator_bucket, o.seller_cancelled_skus"
-            " FROM unnest($2::text[], $3::text[], $4::text[]) AS k(s, m, i)"
-            " JOIN orders o ON o.generation = $1 AND o.seller_account = k.s AND o.marketplace_id = k.m"
-            " AND o.amazon_order_id = k.i",
+            FOLD_READ,
             generation,
             [k.seller_account for k in keys],
             [k.marketplace_id for k in keys],
@@ -529,13 +570,7 @@ class Store:
 
     async def _update_orders(self, conn: asyncpg.Connection, generation: int, rows: list[OrderRow]) -> None:
         updated = await conn.fetchval(
-            f"WITH k AS (SELECT * FROM {_ORDER_ROWS}, $13::bigint[]) AS k({_ORDER_ROW_NAMES}, version)),"
-            " u AS (UPDATE orders o SET fact = k.fact, state = NULL, open_request = k.open_request,"
-            " request_at = k.request_at, denominator_bucket = k.den, numerator_bucket = k.num,"
-            f" skus = {_SKUS}, seller_cancelled_skus = {_CANCELLED_SKUS}, purchased_at = k.purchased_at"
-            " FROM k WHERE o.generation = $1 AND o.seller_account = k.s AND o.marketplace_id = k.m"
-            " AND o.amazon_order_id = k.i AND o.xmin = k.version::text::xid RETURNING 1)"
-            " SELECT count(*) FROM u",
+            FOLD_UPDATE,
             generation,
             *self._order_columns(rows),
             [r.version for r in rows],
