@@ -570,6 +570,41 @@ async def test_what_if_says_when_an_order_lies_outside_the_window(api: Api) -> N
     assert back.effects[0].in_window and back.effects[0].cancelled_orders_delta == 1
 
 
+async def test_the_list_of_open_requests_follows_requests_opened_and_closed(api: Api) -> None:
+    """The API holds an account's open requests whole once listed (a page is a slice of it): a request
+    opened or closed afterwards shows on the next list, not when the process restarts."""
+
+    async def listed() -> list[str]:
+        ids, token = [], ""
+        while True:  # three at a time: the pages are cut from the held list
+            page = await api.client.orders.ListCancellationRequests(
+                orders_pb2.ListCancellationRequestsRequest(
+                    seller_account=SELLER, marketplace_id=UK, page_size=3, page_token=token
+                )
+            )
+            ids += [o.amazon_order_id for o in page.orders]
+            token = page.next_page_token
+            if not token:
+                return ids
+
+    before = await listed()
+    assert before == await listed()  # the second from what the first read
+    [opened] = await place(api, ("LISTED", "Unshipped", True))
+    now_listed = await api.until(lambda: _with(listed, opened), "the new request listed", timeout=5)
+    assert set(now_listed) == {*before, opened} and len(now_listed) == len(set(now_listed))
+    await _amazon_cancels(api, opened)
+    await api.until(lambda: _without(listed, opened), "the closed request no longer listed", timeout=30)
+
+
+async def _with(listed: Callable[[], Any], order_id: str) -> list[str] | None:
+    ids = await listed()
+    return ids if order_id in ids else None
+
+
+async def _without(listed: Callable[[], Any], order_id: str) -> bool:
+    return order_id not in await listed()
+
+
 async def test_a_watch_sees_a_new_request_and_resumes_after_it(api: Api) -> None:
     watch = api.client.orders.WatchCancellationRequests(
         orders_pb2.WatchCancellationRequestsRequest(

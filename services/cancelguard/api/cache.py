@@ -1,9 +1,12 @@
-"""The API's read cache: CR bucket sums and ready-made order messages, kept until a commit changes them.
+"""The API's read cache: CR bucket sums, ready-made order messages and each account's list of open
+requests, kept until a commit changes them.
 
 Postgres tells us (migration 0005): triggers on `cr_buckets`, `amazon_rates`, `orders`,
-`request_answers` and `generations` send one
+`request_answers`, `request_changes` and `generations` send one
 notification per statement on channel `cancelguard_reads`, delivered when the writing transaction
-commits, naming the accounts or orders it changed. The listener drops those entries. So a cached value
+commits, naming the accounts or orders it changed. The listener drops those entries (a list of open
+requests: when a request of the seller opened, changed or closed, or a listed order changed or went).
+So a cached value
 is never older than the notification of the commit that changed it (milliseconds), well inside the
 freshness goal (event -> API, p99 <= 100 ms).
 
@@ -46,11 +49,28 @@ class CachedOrder:
     needs_review: bool
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRequests:
+    """An account's orders with an open request, in list order (the database's: order ids are never
+    compared here, so its collation does not matter). `complete` False: too many to hold, the list is
+    read from the database page by page."""
+
+    rows: tuple[Any, ...]  # metrics.store.ListedOrder
+    ats: tuple[Any, ...]  # each row's request time, for bisection
+    index: dict[str, int]  # order id -> its position in rows
+    complete: bool = True
+
+    @classmethod
+    def of(cls, rows: list[Any]) -> OpenRequests:
+        return cls(tuple(rows), tuple(r.at for r in rows), {r.amazon_order_id: n for n, r in enumerate(rows)})
+
+
 class ReadCache:
     def __init__(self, *, max_entries: int = 200_000) -> None:
         self.max_entries = max_entries
         self._rates: dict[AccountKey, dict[tuple[Any, ...], Any]] = {}  # bucket sums, Amazon's figures
         self._orders: dict[AccountKey, dict[str, CachedOrder]] = {}
+        self._open: dict[AccountKey, OpenRequests] = {}
         self._entries = 0
         self._seq = 0  # notifications seen: a fill started before the latest one is not stored
         self._alive_until = 0.0  # monotonic time until which the listener is known to be alive
@@ -92,16 +112,27 @@ class ReadCache:
             self._entries += order_id not in table
             table[order_id] = entry
 
+    def open_requests(self, account: AccountKey) -> OpenRequests | None:
+        return self._open.get(account) if self.usable else None
+
+    def put_open_requests(self, account: AccountKey, found: OpenRequests, token: int) -> None:
+        if token == self._seq and self.usable:
+            self._room()
+            self._entries += len(found.rows) - len(self._open.get(account, _NONE_OPEN).rows)
+            self._open[account] = found
+
     def _room(self) -> None:
         # over the bound: drop the account cached first (its entries are the oldest as a group)
         while self._entries >= self.max_entries:
-            table: dict[AccountKey, Any] = (
-                self._orders if len(self._orders) >= len(self._rates) else self._rates
-            )
+            table: dict[AccountKey, Any] = max((self._orders, self._rates, self._open), key=len)
             if not table:
                 self._entries = 0
                 return
-            self._entries -= len(table.pop(next(iter(table))))
+            dropped = table.pop(next(iter(table)))
+            self._entries -= len(dropped.rows) if type(dropped) is OpenRequests else len(dropped)
+
+    def _drop_open(self, account: AccountKey) -> None:
+        self._entries -= len(self._open.pop(account, _NONE_OPEN).rows)
 
     # --- invalidation ---
 
@@ -109,6 +140,7 @@ class ReadCache:
         self._seq += 1
         self._rates.clear()
         self._orders.clear()
+        self._open.clear()
         self._entries = 0
 
     def notified(self, payload: str) -> None:
@@ -125,12 +157,19 @@ class ReadCache:
                 found = self._orders.get((seller, mkt))
                 if found is not None and found.pop(order_id, None) is not None:
                     self._entries -= 1
+                listed = self._open.get((seller, mkt))
+                if listed is not None and order_id in listed.index:  # a listed order changed or went
+                    self._drop_open((seller, mkt))
         elif kind == "O":
             for key in keys.split():
                 seller, _, mkt = key.partition("|")
                 self._entries -= len(self._orders.pop((seller, mkt), ()))
-        elif kind == "c":
-            for seller in keys.split():
+                self._drop_open((seller, mkt))
+        elif kind == "c":  # requests opened, changed or closed: those sellers' lists of open requests
+            sellers = keys.split()
+            for account in [a for a in self._open if a[0] in sellers or "*" in sellers]:
+                self._drop_open(account)
+            for seller in sellers:
                 self.on_request_changes(seller)
         elif kind == "g":  # another generation is active: every figure and order may differ
             self.clear()
@@ -144,6 +183,9 @@ class ReadCache:
     def lost(self) -> None:
         self._alive_until = 0.0
         self.clear()
+
+
+_NONE_OPEN = OpenRequests((), (), {})
 
 
 class Listener:

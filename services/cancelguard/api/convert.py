@@ -189,6 +189,7 @@ def timestamp_bytes(dt: datetime) -> bytes:
 
 
 _MICROSECOND = timedelta(microseconds=1)
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 
 
 def embedded(field_number: int, payload: bytes) -> bytes:
@@ -198,6 +199,11 @@ def embedded(field_number: int, payload: bytes) -> bytes:
 
 
 def _varint(value: int) -> bytes:
+    # one and two bytes first: every tag and the length of every message here (a page pays it per order)
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)

@@ -8,12 +8,13 @@ attribution and a recommendation.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cancelguard.api import convert
-from cancelguard.api.cache import CachedOrder, ReadCache
+from cancelguard.api.cache import CachedOrder, OpenRequests, ReadCache
 from cancelguard.api.validation import Policies
 from cancelguard.domain.actions import recommend
 from cancelguard.domain.attribution import attribute
@@ -24,6 +25,8 @@ from cancelguard.metrics.store import After, AmazonFigure, ApiReads, ListedOrder
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 CHUNK = 200  # rows a list reads from one marketplace at a time
+OPEN_LIST_MAX = 10_000  # an account's open requests the cache holds whole (more: read page by page)
+_TOO_MANY = OpenRequests((), (), {}, complete=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,22 @@ class Reads:
 
     # --- lists ---
 
+    async def open_requests(
+        self, seller: str, marketplace_id: str, *, timeout: float | None
+    ) -> OpenRequests | None:
+        """The account's open requests, whole, from the cache or read once into it; None when they are
+        too many to hold or the cache is off (then pages are read from the database)."""
+        account = (seller, marketplace_id)
+        found = self.cache.open_requests(account)
+        if found is None and self.cache.usable:
+            token = self.cache.token()
+            rows = await self.api.open_requests(
+                seller, marketplace_id, After(), OPEN_LIST_MAX + 1, timeout=timeout
+            )
+            found = OpenRequests.of(rows) if len(rows) <= OPEN_LIST_MAX else _TOO_MANY
+            self.cache.put_open_requests(account, found, token)
+        return found if found is not None and found.complete else None
+
     async def listed(
         self,
         seller: str,
@@ -197,6 +216,12 @@ class Reads:
         timeout: float | None,
     ) -> AsyncIterator[tuple[str, ListedOrder]]:
         after = cursor.after_in(marketplace_id, phase) if cursor is not None else After()
+        if phase == "A" and purchased == (None, None):
+            listed = await self.open_requests(seller, marketplace_id, timeout=timeout)
+            if listed is not None and (start := _start_after(listed, after)) is not None:
+                for row in listed.rows[start:]:
+                    yield marketplace_id, row
+                return
         read = self.api.open_requests if phase == "A" else self.api.other_orders
         while True:
             rows = await read(seller, marketplace_id, after, chunk, purchased=purchased, timeout=timeout)
@@ -205,6 +230,21 @@ class Reads:
             if len(rows) < chunk:
                 return
             after = After(rows[-1].at, True, rows[-1].amazon_order_id)
+
+
+def _start_after(listed: OpenRequests, after: After) -> int | None:
+    """Where the rows after `after` begin in the list; None when only the database can tell: the
+    position's order is no longer listed and others share its time (their order is the collation's)."""
+    if after.at is None:
+        return 0
+    first = bisect_left(listed.ats, after.at)
+    past = bisect_right(listed.ats, after.at, first)
+    if not after.ties or first == past:
+        return past
+    if after.order_id is None:
+        return first
+    n = listed.index.get(after.order_id)
+    return n + 1 if n is not None and first <= n < past else None
 
 
 async def _merge(

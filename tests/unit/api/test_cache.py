@@ -2,8 +2,10 @@
 known alive, and never filled by a read that raced a notification."""
 
 import time
+from datetime import UTC, datetime, timedelta
 
-from cancelguard.api.cache import ALIVE_S, CachedOrder, ReadCache
+from cancelguard.api.cache import ALIVE_S, CachedOrder, OpenRequests, ReadCache
+from cancelguard.metrics.store import ListedOrder
 
 A, B = ("S1", "M1"), ("S2", "M1")
 W = ("start", "end")
@@ -72,3 +74,42 @@ def test_request_changes_wake_the_watchers_of_that_seller() -> None:
     cache.on_request_changes = woken.append
     cache.notified("c S1 S2")
     assert woken == ["S1", "S2"]
+
+
+def _listed(*ids: str) -> OpenRequests:
+    return OpenRequests.of(
+        [ListedOrder(i, datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=n)) for n, i in enumerate(ids)]
+    )
+
+
+def test_a_list_of_open_requests_is_dropped_by_request_changes_of_its_seller() -> None:
+    cache = _alive()
+    cache.put_open_requests(A, _listed("o1", "o2"), cache.token())
+    cache.put_open_requests(B, _listed("o3"), cache.token())
+    cache.notified("c S1")
+    assert cache.open_requests(A) is None and cache.open_requests(B) is not None
+    cache.notified("c *")
+    assert cache.open_requests(B) is None
+
+
+def test_a_list_of_open_requests_is_dropped_when_a_listed_order_changes_or_goes() -> None:
+    cache = _alive()
+    cache.put_open_requests(A, _listed("o1", "o2"), cache.token())
+    cache.notified("o S1|M1|o9")  # not listed, and no request change came with it: the list stands
+    assert cache.open_requests(A) is not None
+    cache.notified("o S1|M1|o2")  # e.g. deleted by retention, which logs no request change
+    assert cache.open_requests(A) is None
+    cache.put_open_requests(A, _listed("o1"), cache.token())
+    cache.notified("O S1|M1")
+    assert cache.open_requests(A) is None
+    cache.put_open_requests(A, _listed("o1"), cache.token())
+    cache.notified("g")
+    assert cache.open_requests(A) is None
+
+
+def test_lists_of_open_requests_count_toward_the_bound() -> None:
+    cache = ReadCache(max_entries=3)
+    cache.notified("h")
+    cache.put_open_requests(A, _listed("o1", "o2", "o3"), cache.token())
+    cache.put_order(B, "o4", CachedOrder(b"x", 1, False), cache.token())  # over the bound: A's list goes
+    assert cache.open_requests(A) is None and cache.order(B, "o4") is not None
