@@ -10,7 +10,8 @@ Tokens are stored as SHA-256 digests only. They are random 32-byte secrets (`can
 makes one), not passwords, so a fast hash is enough: there is nothing to guess from a digest, and
 checking costs a microsecond per call instead of a key-stretching function's milliseconds. A presented
 token is hashed and compared with every stored digest in constant time (`hmac.compare_digest`), so the
-time taken says nothing about which digest, or how much of one, matched.
+time taken says nothing about which digest, or how much of one, matched. A token that matched is
+remembered by that version of the file, so a caller's next calls skip the hash; a wrong one never is.
 
 The file is read again when it changes (checked every `reload_s`, which follows a Secret's atomic
 symlink swap) and on SIGHUP; a file that does not parse leaves the callers as they were, and says why.
@@ -28,7 +29,7 @@ import os
 import signal
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,20 @@ class Callers:
     """One version of the callers file."""
 
     by_digest: tuple[tuple[bytes, Caller], ...] = ()
+    # tokens that matched, so a caller's next calls skip the hashing; only good tokens are kept (they
+    # are as many as the file's digests at most), and a new version of the file starts without them
+    _known: dict[str, Caller] = field(default_factory=dict, compare=False, repr=False)
 
     def authenticate(self, token: str) -> Caller | None:
+        found = self._known.get(token)
+        if found is not None:
+            return found
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        found = None
         for stored, caller in self.by_digest:  # every digest, whatever matches: constant time
             if hmac.compare_digest(stored, digest):
                 found = caller
+        if found is not None:
+            self._known[token] = found
         return found
 
     @property

@@ -62,6 +62,7 @@ from cancelguard.domain.windows import (
     day_start,
     live_window,
     window_for,
+    window_moves_at,
 )
 from cancelguard.ingestion.adapters.buyer_messages import MAX_MESSAGE_TEXT, parse_buyer_message
 from cancelguard.metrics.store import AmazonFigure, OrderRecord, Store
@@ -648,9 +649,21 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
+        now = datetime.now(UTC)
+        computed_at = convert.embedded(12, convert.timestamp_bytes(now))  # field 12, after the rest
+        # The answer as of now, held with the account's figures in the read cache (so dropped with them,
+        # and by a generation switch) until its window moves: the request was answered before, so it
+        # was valid, and the caller was just allowed the seller.
+        account = (request.seller_account, request.marketplace_id)
+        answer_key = ("answer", request.window_kind, request.window_days)
+        current = not request.HasField("as_of")
+        if current:
+            held = self.reads.cache.rate(account, answer_key)
+            if held is not None and now < held[1]:
+                return held[0] + computed_at
+        token = self.reads.cache.token()
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
-        now = datetime.now(UTC)
         window = _window(policy, request.window_kind, request.window_days, _as_of(request, now))
         timeout = deadline(context)
         rate = await self.reads.rate(seller, request.marketplace_id, window, timeout=timeout)
@@ -664,7 +677,10 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
             if len(self._rate_messages) >= RATE_MESSAGES:
                 self._rate_messages.clear()
             message = self._rate_messages[key] = built.SerializeToString()
-        return message + convert.embedded(12, convert.timestamp_bytes(now))  # field 12: computed_at
+        if current:
+            moves_at = window_moves_at(window.kind, now)
+            self.reads.cache.put_rate(account, answer_key, (message, moves_at), token)
+        return message + computed_at
 
     async def ListCancellationRates(
         self, request: metrics_pb2.ListCancellationRatesRequest, context: grpc.aio.ServicerContext

@@ -24,7 +24,8 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -33,20 +34,15 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from cancelguard import logs
 from cancelguard.api import errors, validation
 from cancelguard.api.auth import Caller, CallerRegistry
 from cancelguard.api.errors import ApiError
 
-RPCS = Counter("cancelguard_api_rpcs_total", "RPCs handled", ["method", "code", "caller"])
-RPC_SECONDS = Histogram(
-    "cancelguard_api_rpc_seconds",
-    "RPC latency (streams: their whole life)",
-    ["method", "code"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 300.0),
-)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,22 +123,47 @@ class InFlight:
                 await asyncio.wait_for(self._changed.wait(), wait)
 
 
-class _Telemetry:
-    """Prometheus children resolved once per label set: `labels()` costs more than the increment."""
+class Telemetry:
+    """`cancelguard_api_rpcs_total` by method, code and caller, and `cancelguard_api_rpc_seconds` (streams:
+    their whole life) by method and code: kept as plain numbers and handed to Prometheus when it scrapes
+    (a Counter's or a Histogram's child takes a lock per change, which costs more than the rest of a
+    call's bookkeeping). One per process, as the Prometheus registry is."""
 
     def __init__(self) -> None:
-        self._counters: dict[tuple[str, str, str], Any] = {}
-        self._timers: dict[tuple[str, str], Any] = {}
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._latency: dict[tuple[str, str], list[float]] = {}  # per bucket, then +Inf, then the sum
 
     def record(self, method: str, code: str, caller: str, seconds: float) -> None:
-        counter = self._counters.get((method, code, caller))
-        if counter is None:
-            counter = self._counters[(method, code, caller)] = RPCS.labels(method, code, caller)
-        timer = self._timers.get((method, code))
-        if timer is None:
-            timer = self._timers[(method, code)] = RPC_SECONDS.labels(method, code)
-        counter.inc()
-        timer.observe(seconds)
+        key = (method, code, caller)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        row = self._latency.get((method, code))
+        if row is None:
+            row = self._latency[(method, code)] = [0] * (len(LATENCY_BUCKETS) + 2)
+        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bucket whose bound is >= seconds
+        row[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        # copies first: the scrape runs in Prometheus' thread while the event loop counts
+        counts = CounterMetricFamily(
+            "cancelguard_api_rpcs", "RPCs handled", labels=["method", "code", "caller"]
+        )
+        for key, n in list(self._counts.items()):
+            counts.add_metric(key, n)
+        latency = HistogramMetricFamily(
+            "cancelguard_api_rpc_seconds",
+            "RPC latency (streams: their whole life)",
+            labels=["method", "code"],
+        )
+        bounds = [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]
+        for labels, row in list(self._latency.items()):
+            row = row[:]
+            cumulative = list(itertools.accumulate(row[:-1]))
+            latency.add_metric(labels, list(zip(bounds, cumulative, strict=True)), sum_value=row[-1])
+        return iter((counts, latency))
+
+
+TELEMETRY = Telemetry()
+REGISTRY.register(TELEMETRY)
 
 
 class Gate:
@@ -151,7 +172,7 @@ class Gate:
     def __init__(self, registry: CallerRegistry, in_flight: InFlight) -> None:
         self.registry = registry
         self.in_flight = in_flight
-        self.telemetry = _Telemetry()
+        self.telemetry = TELEMETRY
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()  # request ids unique across processes and restarts
 
@@ -167,14 +188,15 @@ class Gate:
                 request_id = value
         if not request_id or len(request_id) > 64 or not request_id.isprintable():
             request_id = f"{self._prefix}-{next(self._ids)}"
-        logs.context.set({"request_id": request_id, "method": method})
+        fields = {"request_id": request_id, "method": method}  # this call's own: its log lines'
+        logs.context.set(fields)
         if not token:
             raise errors.NO_CREDENTIALS
         scheme, _, secret = token.partition(" ")
         caller = self.registry.callers.authenticate(secret) if scheme.lower() == "bearer" else None
         if caller is None:
             raise errors.BAD_CREDENTIALS
-        logs.context.set({"request_id": request_id, "method": method, "caller": caller.name})
+        fields["caller"] = caller.name
         if type(request) is Undecodable:
             raise ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT,

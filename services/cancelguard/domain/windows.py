@@ -107,6 +107,12 @@ def window_for(
     return amazon_window(as_of, days=days, lag_days=policy.amazon_window_lag_days)
 
 
+def window_moves_at(kind: WindowKind, as_of: datetime) -> datetime:
+    """When the window `window_for(kind, as_of, ...)` is next another one: the next hour (live) or the
+    next day (Amazon-aligned), whatever the policy's lengths and lag."""
+    return bucket_start(as_of) + BUCKET if kind is WindowKind.LIVE else day_start(as_of) + DAY
+
+
 def rate_status(numerator: int, denominator: int, policy: CancellationPolicy) -> RateStatus:
     # exact comparison: numerator / denominator >= threshold  <=>  numerator >= threshold * denominator
     if denominator and Decimal(numerator) >= policy.threshold * denominator:
