@@ -15,6 +15,7 @@ from cancelguard import db
 from cancelguard.domain.attribution import attribute, contribution
 from cancelguard.domain.lifecycle import fold
 from cancelguard.domain.model import (
+    CancellationRequested,
     CancelledBy,
     Channel,
     ItemObservation,
@@ -23,6 +24,7 @@ from cancelguard.domain.model import (
     OrderKey,
     OrderSnapshot,
     OrderStatus,
+    RequestKind,
     Source,
 )
 from cancelguard.domain.policy import PolicyBook, policy_for
@@ -149,6 +151,7 @@ async def test_rows_of_the_previous_release_read_the_same_and_fold_on(
         "0004_poll_cursors_enrichment.sql",
         "0005_api_writes_watch_notify.sql",
         "0006_feed_submissions.sql",
+        "0007_orders_changed_at.sql",
     ]
     store = Store(pool, PolicyBook())
     window = live_window(NOW)
@@ -170,6 +173,37 @@ async def test_rows_of_the_previous_release_read_the_same_and_fold_on(
     )
     assert row["fact"] is not None and row["state"] is None
     assert await store.get_order(late_cancel.key) == fold([*requested, late_cancel])
+
+
+async def test_retention_deletes_orders_amazon_never_dated_once_unchanged_past_the_setting(
+    postgres_dsn: str, pg_schema: str, pool: asyncpg.Pool
+) -> None:
+    """An order known only from a buyer's message has no purchase date; it goes when it has not changed
+    for the retention period (its row's changed_at), and a change keeps it."""
+    await db.migrate(dsn=postgres_dsn, schema=pg_schema)
+    store = Store(pool, PolicyBook())
+
+    def message(order_id: str, n: int) -> OrderEvent:
+        request = CancellationRequested(RequestKind.INFORMAL, reason="please cancel")
+        key = OrderKey(SELLER, US, order_id)
+        return OrderEvent(f"msg:{order_id}:{n}", key, Source.BUYER_MESSAGE, NOW, NOW, request)
+
+    undated = ["113-0000001-0000001", "113-0000002-0000001", "113-0000003-0000001"]
+    await store.apply_batch(
+        "g", [PartitionBatch("t", 0, [(n, message(o, 0)) for n, o in enumerate(undated)])]
+    )
+    # the first two last changed 40 days ago; the second changes again now
+    await pool.execute(
+        "UPDATE orders SET changed_at = now() - interval '40 days' WHERE amazon_order_id = ANY($1::text[])",
+        undated[:2],
+    )
+    await store.apply_batch("g", [PartitionBatch("t", 0, [(3, message(undated[1], 1))])])
+
+    deleted = await store.delete_expired(NOW - timedelta(days=30))
+
+    assert deleted["orders"] == 1
+    left = await pool.fetch("SELECT amazon_order_id FROM orders ORDER BY amazon_order_id")
+    assert [r[0] for r in left] == undated[1:]
 
 
 async def test_retention_deletes_old_facts_and_buckets_and_changes_nothing_inside(

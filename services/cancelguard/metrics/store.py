@@ -157,8 +157,8 @@ FOLD_UPDATE = (
     f"WITH k AS (SELECT * FROM {_ORDER_ROWS}, $13::bigint[]) AS k({_ORDER_ROW_NAMES}, version)),"
     " u AS (UPDATE orders o SET fact = k.fact, state = NULL, open_request = k.open_request,"
     " request_at = k.request_at, denominator_bucket = k.den, numerator_bucket = k.num,"
-    f" skus = {_SKUS}, seller_cancelled_skus = {_CANCELLED_SKUS}, purchased_at = k.purchased_at"
-    " FROM k WHERE o.generation = $1 AND o.seller_account = k.s AND o.marketplace_id = k.m"
+    f" skus = {_SKUS}, seller_cancelled_skus = {_CANCELLED_SKUS}, purchased_at = k.purchased_at,"
+    " changed_at = now() FROM k WHERE o.generation = $1 AND o.seller_account = k.s AND o.marketplace_id = k.m"
     " AND o.amazon_order_id = k.i AND o.xmin = k.version::text::xid RETURNING 1)"
     " SELECT count(*) FROM u"
 )
@@ -921,7 +921,7 @@ class Store:
         statements = {
             "orders": "DELETE FROM orders WHERE ctid = ANY(ARRAY(SELECT ctid FROM orders WHERE"
             " generation IN (SELECT generation FROM generations WHERE state = 'retired') OR purchased_at < $1"
-            " LIMIT $2))",
+            " OR (purchased_at IS NULL AND changed_at < $1) LIMIT $2))",  # never dated by Amazon: by change
             "cr_buckets": "DELETE FROM cr_buckets WHERE ctid = ANY(ARRAY(SELECT ctid FROM cr_buckets WHERE"
             " generation IN (SELECT generation FROM generations WHERE state = 'retired') OR bucket_start < $1"
             " LIMIT $2))",
