@@ -11,7 +11,8 @@ Not a test. On this machine, in one run:
    - GetCancellationRate and GetOrder (a random one of the 100,000) at full speed: QPS ratio;
    - the same at half the API's full speed: p99;
    - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
-   - ListCancellationRequests, a page of 100 open requests at 100,000 orders: p99.
+   - ListCancellationRequests, a page of 100 open requests at 100,000 orders: p99, beside an empty
+     handler sending that page's bytes (what gRPC and ghz cost to carry a page of that size).
 The last line: `rate/empty ratio R, p99 at half load P ms` (GetCancellationRate).
 """
 
@@ -27,9 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 GHZ = ROOT / ".local" / "bin" / "ghz"
@@ -195,6 +199,23 @@ def ghz(
     return {"qps": report["rps"], "p99_ms": p99 / 1e6, "p50_ms": _pct(report, 50)}
 
 
+def first_page(address: str, token: str) -> bytes:
+    """The first page of 100 open requests as the API sends it (serialized)."""
+    from cancelguard.v1 import orders_pb2
+
+    request = orders_pb2.ListCancellationRequestsRequest(
+        seller_account=SELLER, marketplace_id=MKT, page_size=100
+    )
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(
+            "/cancelguard.v1.OrderService/ListCancellationRequests",
+            request_serializer=orders_pb2.ListCancellationRequestsRequest.SerializeToString,
+            response_deserializer=None,  # the bytes as they came
+        )
+        page: bytes = call(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+    return page
+
+
 def _pct(report: dict[str, Any], pct: int) -> float:
     return (
         next((d["latency"] for d in report.get("latencyDistribution") or [] if d["percentage"] == pct), 0)
@@ -270,7 +291,24 @@ def main() -> int:
         asyncio.run(wait_serving(api))
         time.sleep(1)
         files = protoset(work / "cancelguard.protoset")
-        return measure(api, empty, files, DEMO_TOKEN)
+
+        def page_anchor(page: bytes) -> str:
+            """An empty handler sending `page` as every ListCancellationRequests answer: its address."""
+            (work / "page.bin").write_bytes(page)
+            port = find_free_port()
+            script = [
+                sys.executable,
+                str(ROOT / "bench" / "empty_server.py"),
+                str(port),
+                str(work / "page.bin"),
+            ]
+            procs.start(script, settings_env(settings), work / "empty-page.log")
+            address = f"127.0.0.1:{port}"
+            with grpc.insecure_channel(address) as channel:
+                grpc.channel_ready_future(channel).result(timeout=60)
+            return address
+
+        return measure(api, empty, files, DEMO_TOKEN, page_anchor)
     finally:
         procs.stop()
         for service in (kafka, postgres):
@@ -279,7 +317,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def measure(api: str, empty: str, files: Path, token: str) -> int:
+def measure(api: str, empty: str, files: Path, token: str, page_anchor: Callable[[bytes], str]) -> int:
     rate_call = "cancelguard.v1.MetricsService/GetCancellationRate"
     order_call = "cancelguard.v1.OrderService/GetOrder"
     list_call = "cancelguard.v1.OrderService/ListCancellationRequests"
@@ -309,6 +347,7 @@ def measure(api: str, empty: str, files: Path, token: str) -> int:
     say(f"  in {time.monotonic() - started:.0f}s")
     for call, data in ((order_call, small_order), (rate_call, big_rate), (list_call, page)):
         ghz(api, files, call, data, token, seconds=3)
+    page_empty = page_anchor(first_page(api, token))
 
     results: dict[str, list[dict[str, Any]]] = {}
     for n in range(ROUNDS):
@@ -334,6 +373,9 @@ def measure(api: str, empty: str, files: Path, token: str) -> int:
     ):
         half[name] = ghz(target, files, call, data, token, rate=int(full / 2), seconds=ROUND_S * 2)
     listing = ghz(api, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
+    listing_empty = ghz(
+        page_empty, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4
+    )
     listing_full = ghz(api, files, list_call, page, token, seconds=ROUND_S)
 
     say("")
@@ -349,6 +391,10 @@ def measure(api: str, empty: str, files: Path, token: str) -> int:
     say(
         "ListCancellationRequests page of 100 at 100k orders, 100/s: "
         f"p50 {listing['p50_ms']:.2f} ms, p99 {listing['p99_ms']:.2f} ms"
+    )
+    say(
+        "  the same page's bytes from an empty handler, 100/s: "
+        f"p50 {listing_empty['p50_ms']:.2f} ms, p99 {listing_empty['p99_ms']:.2f} ms (what gRPC and ghz cost)"
     )
     say(
         "ListCancellationRequests page of 100, full speed: "

@@ -2,7 +2,10 @@
 and response types, decoded and encoded the same way) whose handlers do nothing but return an empty
 response. What gRPC itself costs in Python on this machine; the API's read RPCs are measured against it.
 
-    python bench/empty_server.py PORT
+    python bench/empty_server.py PORT [PAGE]
+
+PAGE: a file of serialized ListCancellationRequestsResponse bytes, sent as the answer to every
+ListCancellationRequests call (the anchor of a page: what gRPC costs to carry one of that size).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import grpc
 from google.protobuf.message_factory import GetMessageClass
@@ -17,14 +21,17 @@ from google.protobuf.message_factory import GetMessageClass
 from cancelguard.api.server import SERVICES
 
 
-def handlers() -> list[grpc.GenericRpcHandler]:
+def handlers(page: bytes = b"") -> list[grpc.GenericRpcHandler]:
     out = []
     for service in SERVICES:
         methods = {}
         for method in service.methods:
             if method.server_streaming:
                 continue
-            response = GetMessageClass(method.output_type)()
+            response: object = GetMessageClass(method.output_type)()
+            serialize = GetMessageClass(method.output_type).SerializeToString
+            if page and method.name == "ListCancellationRequests":
+                response, serialize = page, bytes  # sent as it is, as the API sends its cached pieces
 
             async def empty(
                 request: object, context: grpc.aio.ServicerContext, response: object = response
@@ -34,15 +41,15 @@ def handlers() -> list[grpc.GenericRpcHandler]:
             methods[method.name] = grpc.unary_unary_rpc_method_handler(
                 empty,
                 request_deserializer=GetMessageClass(method.input_type).FromString,
-                response_serializer=GetMessageClass(method.output_type).SerializeToString,
+                response_serializer=serialize,
             )
         out.append(grpc.method_handlers_generic_handler(service.full_name, methods))
     return out
 
 
-async def main(port: int) -> None:
+async def main(port: int, page: bytes) -> None:
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers(handlers())
+    server.add_generic_rpc_handlers(handlers(page))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -53,4 +60,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2]).read_bytes() if len(sys.argv) > 2 else b""))

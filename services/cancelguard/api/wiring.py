@@ -203,11 +203,11 @@ class Gate:
                 "UNDECODABLE_REQUEST",
                 f"the request is not a valid {method} request message: {request.error}",
             )
-        if checks_seller and request.seller_account:
+        seller = request.seller_account if checks_seller else ""
+        if seller and not caller.may_see(seller):  # (an account it may see was checked at load)
             # the shape first (never the store): an unknown account and a foreign one look the same
-            validation.identifier(request.seller_account, "seller_account")
-            if not caller.may_see(request.seller_account):
-                raise errors.not_allowed(request.seller_account)
+            validation.identifier(seller, "seller_account")
+            raise errors.not_allowed(seller)
         call = Call(method, caller, request_id)
         _CALL.set(call)
         return call
