@@ -113,6 +113,12 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         return record
 
     async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> bytes:
+        # a held order was read for a valid request (and the caller was just allowed the seller)
+        held = self.reads.cache.order(
+            (request.seller_account, request.marketplace_id), request.amazon_order_id
+        )
+        if held is not None:
+            return held.message
         _, key = await self._key(request)
         found = await self.reads.entries(
             key.seller_account, key.marketplace_id, [key.amazon_order_id], timeout=deadline(context)
