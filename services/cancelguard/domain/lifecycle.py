@@ -34,16 +34,13 @@ from cancelguard.domain.model import (
     Source,
     Stamp,
     Stamped,
-    assembler,
+    build_item,
+    build_order,
+    build_stamp,
+    build_stamped,
 )
 
 T = TypeVar("T")
-
-# the fold builds an order (and its registers and items) per event: without the frozen __init__
-_ORDER = assembler(Order)
-_ITEM = assembler(Item)
-_STAMPED = assembler(Stamped)
-_STAMP = assembler(Stamp)
 
 # How much to trust each way of knowing who cancelled an item: Amazon's own field beats our feed log.
 _ATTRIBUTION_AUTHORITY = {
@@ -61,7 +58,7 @@ def apply(order: Order | None, event: OrderEvent) -> Order:
     elif order.key != event.key:
         raise ValueError(f"event {event.event_id} is for {event.key}, not {order.key}")
     body = event.body
-    stamp = _STAMP(event.occurred_at, event.event_id)
+    stamp = build_stamp(event.occurred_at, event.event_id)
     if isinstance(body, OrderSnapshot):
         return _apply_snapshot(order, body, stamp, event.source)
     if isinstance(body, CancellationRequested):
@@ -84,7 +81,7 @@ def _evolve(order: Order, **changes: object) -> Order:
     """`dataclasses.replace` for the one hot type: a direct call, several times faster (the fold runs
     for every event)."""
     get = changes.get
-    return _ORDER(
+    return build_order(
         order.key,
         get("channel_obs", order.channel_obs),  # type: ignore[arg-type]
         get("status_obs", order.status_obs),  # type: ignore[arg-type]
@@ -163,7 +160,7 @@ def _join_cancellation(a: ItemCancellation, b: ItemCancellation) -> ItemCancella
 
 def _join_item(a: Item, b: Item) -> Item:
     qa, qb = a.quantity_shipped, b.quantity_shipped
-    return _ITEM(
+    return build_item(
         a.order_item_id,
         _lww(a.seller_sku, b.seller_sku),
         _join_optional(a.quantity_ordered, b.quantity_ordered, max),
@@ -202,9 +199,9 @@ def _item_from_observation(obs: ItemObservation, stamp: Stamp, source: Source) -
         cancellation = ItemCancellation(
             obs.cancelled_by, obs.cancel_reason, stamp, AttributionSource.AMAZON_CANCELLED_BY
         )
-    return _ITEM(
+    return build_item(
         obs.order_item_id,
-        _STAMPED(obs.seller_sku, stamp) if obs.seller_sku else None,
+        build_stamped(obs.seller_sku, stamp) if obs.seller_sku else None,
         obs.quantity_ordered,
         obs.quantity_shipped or 0,
         request,
@@ -226,7 +223,7 @@ def _apply_snapshot(order: Order, snap: OrderSnapshot, stamp: Stamp, source: Sou
             canceled_at = _min(canceled_at, at)
         elif status is not OrderStatus.UNFULFILLABLE:
             left_pending_at = _min(left_pending_at, at)
-        status_obs = _status_join(status_obs, _STAMPED(status, stamp))
+        status_obs = _status_join(status_obs, build_stamped(status, stamp))
     items = order.items
     if snap.items:
         if any((i.quantity_shipped or 0) > 0 for i in snap.items):
@@ -235,10 +232,10 @@ def _apply_snapshot(order: Order, snap: OrderSnapshot, stamp: Stamp, source: Sou
     # the registers, joined with _lww's rule without building a value that loses
     channel_obs, ship_by_obs = order.channel_obs, order.ship_by_obs
     if snap.channel is not None and (channel_obs is None or stamp > channel_obs.stamp):
-        channel_obs = _STAMPED(snap.channel, stamp)
+        channel_obs = build_stamped(snap.channel, stamp)
     if snap.latest_ship_at is not None and (ship_by_obs is None or stamp > ship_by_obs.stamp):
-        ship_by_obs = _STAMPED(snap.latest_ship_at, stamp)
-    return _ORDER(
+        ship_by_obs = build_stamped(snap.latest_ship_at, stamp)
+    return build_order(
         order.key,
         channel_obs,
         status_obs,

@@ -601,3 +601,11 @@ class Order:
     @property
     def cancelled_items(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items.values() if i.cancellation is not None)
+
+
+# Positional constructors of the state's hot types without the frozen __init__ (see `assembler`): the
+# fold and the state codec build them for every event and every stored order they read.
+build_stamp = assembler(Stamp)
+build_stamped = assembler(Stamped)
+build_item = assembler(Item)
+build_order = assembler(Order)
