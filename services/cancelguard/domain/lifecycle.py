@@ -228,7 +228,7 @@ def _apply_snapshot(order: Order, snap: OrderSnapshot, stamp: Stamp, source: Sou
     if snap.items:
         if any((i.quantity_shipped or 0) > 0 for i in snap.items):
             left_pending_at = _min(left_pending_at, at)
-        items = _merged_items(order, (_item_from_observation(o, stamp, source) for o in snap.items))
+        items = _merged_items(order, [_item_from_observation(o, stamp, source) for o in snap.items])
     # the registers, joined with _lww's rule without building a value that loses
     channel_obs, ship_by_obs = order.channel_obs, order.ship_by_obs
     if snap.channel is not None and (channel_obs is None or stamp > channel_obs.stamp):
