@@ -402,11 +402,11 @@ class Store:
         applied: dict[int, int] = {}
         for b in batches:
             start = stored.get(b.partition, 0)
-            for offset, event in b.records:
-                if offset < start:
-                    skipped += 1
-                    continue
-                applied[b.partition] = applied.get(b.partition, 0) + 1
+            fresh = [r for r in b.records if r[0] >= start]
+            skipped += len(b.records) - len(fresh)
+            if fresh:
+                applied[b.partition] = applied.get(b.partition, 0) + len(fresh)
+            for _, event in fresh:
                 if isinstance(event, OrderEvent):
                     events.append(event)
                 elif isinstance(event, AccountEvent):
@@ -478,12 +478,16 @@ class Store:
             if row is not None and row[4] == fact:
                 continue  # nothing new (duplicates): no write
             placement = place(order, policy)
-            was = NOT_COUNTED if row is None else Buckets(row[6], row[7])
-            if self._add_moves(deltas, key, was, placement.buckets):
-                touched.add((key.seller_account, key.marketplace_id))
-            cancelled_before = set(row[8] or ()) if row is not None else set()
-            if new := set(placement.seller_cancelled_skus) - cancelled_before:
-                newly_cancelled[(key.seller_account, key.marketplace_id)] |= new
+            buckets = placement.buckets
+            # an order still in the buckets it was in moves nothing
+            if row is None or row[6] != buckets.denominator or row[7] != buckets.numerator:
+                was = NOT_COUNTED if row is None else Buckets(row[6], row[7])
+                if self._add_moves(deltas, key, was, buckets):
+                    touched.add((key.seller_account, key.marketplace_id))
+            if placement.seller_cancelled_skus:
+                cancelled_before = set(row[8] or ()) if row is not None else set()
+                if new := set(placement.seller_cancelled_skus) - cancelled_before:
+                    newly_cancelled[(key.seller_account, key.marketplace_id)] |= new
             (inserts if row is None else updates).append(
                 OrderRow(key, None if row is None else row[3], fact, placement)
             )
