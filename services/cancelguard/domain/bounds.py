@@ -76,26 +76,6 @@ _BAD_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # The predicates: the common case checked without building the field names an error message needs.
 
 
-def is_identifier(value: object, max_len: int = MAX_IDENTIFIER) -> TypeGuard[str]:
-    # printable ASCII without a space is _IDENTIFIER, said with str methods (faster than the regex)
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= max_len
-        and value.isascii()
-        and value.isprintable()
-        and " " not in value
-    )
-
-
-def is_text(value: object, max_len: int = MAX_TEXT) -> TypeGuard[str]:
-    # printable ASCII holds no _BAD_CHAR: the regex only reads the rest
-    return (
-        isinstance(value, str)
-        and len(value) <= max_len
-        and ((value.isascii() and value.isprintable()) or _BAD_CHAR.search(value) is None)
-    )
-
-
 def _printable_ascii(*values: object, spaces: bool = True) -> bool:
     """Every value is a string of printable ASCII, read in one pass: the bound of identifiers (no
     spaces) and the common case of text, for several fields at once."""
@@ -104,6 +84,20 @@ def _printable_ascii(*values: object, spaces: bool = True) -> bool:
     except TypeError:  # not all strings
         return False
     return joined.isascii() and joined.isprintable() and (spaces or " " not in joined)
+
+
+def is_identifier(value: object, max_len: int = MAX_IDENTIFIER) -> TypeGuard[str]:
+    # printable ASCII without a space is _IDENTIFIER, said with str methods (faster than the regex)
+    return isinstance(value, str) and 0 < len(value) <= max_len and _printable_ascii(value, spaces=False)
+
+
+def is_text(value: object, max_len: int = MAX_TEXT) -> TypeGuard[str]:
+    # printable ASCII holds no _BAD_CHAR: the regex only reads the rest
+    return (
+        isinstance(value, str)
+        and len(value) <= max_len
+        and (_printable_ascii(value) or _BAD_CHAR.search(value) is None)
+    )
 
 
 def is_quantity(value: object) -> bool:
