@@ -207,20 +207,18 @@ def decode(data: bytes) -> m.Event:
     )
     which = msg.WhichOneof("body")
     account_level = which in _ACCOUNT_BODIES
-    if event_id and seller and marketplace_id and order_id and not account_level and which == "snapshot":
-        return _snapshot_event(msg, event_id, seller, marketplace_id, order_id)  # the common case
-    missing = [
-        name
-        for name, value in (
-            ("event_id", event_id),
-            ("seller_account", seller),
-            ("marketplace_id", marketplace_id),
-        )
-        if not value
-    ]
-    if not account_level and not order_id:
-        missing.append("amazon_order_id")
-    if missing:
+    if not (event_id and seller and marketplace_id and (order_id or account_level)):  # names what is missing
+        missing = [
+            name
+            for name, value in (
+                ("event_id", event_id),
+                ("seller_account", seller),
+                ("marketplace_id", marketplace_id),
+            )
+            if not value
+        ]
+        if not account_level and not order_id:
+            missing.append("amazon_order_id")
         raise m.InvalidInput(f"order event is missing {', '.join(missing)}", _MISSING)
     if account_level and order_id:
         raise m.InvalidInput(
@@ -274,25 +272,4 @@ def _snapshot(s: pb.OrderSnapshot) -> m.OrderSnapshot:
         _dt(s.purchased_at) if has("purchased_at") else None,
         _dt(s.latest_ship_at) if has("latest_ship_at") else None,
         tuple(map(_item, s.items)),
-    )
-
-
-def _snapshot_event(
-    msg: pb.OrderEvent, event_id: str, seller: str, marketplace_id: str, order_id: str
-) -> m.OrderEvent:
-    """`decode` of a snapshot whose ids are all there: most records, so with the fewest reads."""
-    source = _SOURCE_FROM_PB.get(msg.source)
-    if source is None:
-        raise m.InvalidInput(f"order event {event_id[:200]!r} has no source", _MISSING)
-    has = msg.HasField
-    if not has("occurred_at"):
-        raise m.InvalidInput(f"order event {event_id[:200]!r} has no occurred_at (Amazon's time)", _MISSING)
-    occurred_at = _dt(msg.occurred_at)
-    return _ORDER_EVENT(
-        event_id,
-        _ORDER_KEY(seller, marketplace_id, order_id),
-        source,
-        occurred_at,
-        _dt(msg.observed_at) if has("observed_at") else occurred_at,
-        _snapshot(msg.snapshot),
     )
