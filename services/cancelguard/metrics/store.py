@@ -800,32 +800,39 @@ class Store:
         newly_cancelled: dict[tuple[str, str], set[str]],
         now: datetime,
     ) -> list[tuple[str, str, bytes]]:
-        # every account of the batch in one statement each (a round trip per account was most of a
-        # batch's alert time)
-        wanted = [
-            (seller, mkt, now - timedelta(days=book.for_marketplace(mkt).suppression_days), sorted(skus))
-            for (seller, mkt), skus in sorted(newly_cancelled.items())
-        ]
-        risks = await self._suppression(conn, generation, wanted, now)
-        if not risks:
-            return []
-        fresh = await conn.fetch(
-            "INSERT INTO suppression_alerts (seller_account, marketplace_id, seller_sku, first_order,"
-            " second_order) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
-            " ON CONFLICT DO NOTHING RETURNING seller_account, marketplace_id, seller_sku, first_order,"
-            " second_order",
-            *[[r[i] for r in risks] for i in range(5)],
-        )
         outbox = []
-        for seller, mkt, sku, first, second in sorted((r[0], r[1], r[2], r[3], r[4]) for r in fresh):
-            alert_id = rules.alert_id(seller, mkt, f"SUPPRESSION {sku}", 1, f"{first}+{second}")
-            outbox.append(
-                (
-                    alert_id,
-                    f"{seller}|{mkt}",
-                    alert_messages.suppression_risk(alert_id, seller, mkt, now, sku, first, second),
-                )
+        for (seller, mkt), skus in sorted(newly_cancelled.items()):
+            policy = book.for_marketplace(mkt)
+            risks = await self._suppression(
+                conn,
+                generation,
+                seller,
+                mkt,
+                now - timedelta(days=policy.suppression_days),
+                now,
+                sorted(skus),
             )
+            if not risks:
+                continue
+            fresh = await conn.fetch(
+                "INSERT INTO suppression_alerts (seller_account, marketplace_id, seller_sku, first_order,"
+                " second_order) SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[])"
+                " ON CONFLICT DO NOTHING RETURNING seller_sku, first_order, second_order",
+                seller,
+                mkt,
+                [r[0] for r in risks],
+                [r[1] for r in risks],
+                [r[2] for r in risks],
+            )
+            for sku, first, second in sorted((r[0], r[1], r[2]) for r in fresh):
+                alert_id = rules.alert_id(seller, mkt, f"SUPPRESSION {sku}", 1, f"{first}+{second}")
+                outbox.append(
+                    (
+                        alert_id,
+                        f"{seller}|{mkt}",
+                        alert_messages.suppression_risk(alert_id, seller, mkt, now, sku, first, second),
+                    )
+                )
         return outbox
 
     async def sweep_alerts(self, now: datetime | None = None) -> int:
@@ -987,49 +994,47 @@ class Store:
         async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as conn:
             generation = await conn.fetchval(f"SELECT {_ACTIVE}")
             found = await self._suppression(
-                conn,
-                generation,
-                [(seller_account, marketplace_id, as_of - timedelta(days=days), None)],
-                as_of,
+                conn, generation, seller_account, marketplace_id, as_of - timedelta(days=days), as_of, None
             )
         return [
             SuppressionRisk(sku, (a, b), (ta, tb), suppression_explanation(sku, a, b, days))
-            for _, _, sku, a, b, ta, tb in found
+            for sku, a, b, ta, tb in found
         ]
 
     @staticmethod
     async def _suppression(
         conn: asyncpg.Connection,
         generation: int,
-        accounts: Sequence[tuple[str, str, datetime, Sequence[str] | None]],
+        seller_account: str,
+        marketplace_id: str,
+        since: datetime,
         until: datetime,
-    ) -> list[tuple[str, str, str, str, str, datetime, datetime]]:
-        """(seller, marketplace, sku, first order, second order, their purchase times): the first such
-        pair per SKU of each (seller, marketplace, since, SKUs or None for all) in `accounts`, among its
-        orders purchased from `since` to `until`."""
+        skus: list[str] | None,
+    ) -> list[tuple[str, str, str, datetime, datetime]]:
+        """(sku, first order, second order, their purchase times): the first such pair per SKU."""
         rows = await conn.fetch(
             "WITH per_order AS ("
-            "  SELECT a.s, a.m, sku, o.amazon_order_id, o.purchased_at,"
-            "  sku = ANY(COALESCE(o.seller_cancelled_skus, '{}')) AS c"
-            "  FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS a(s, m, since, skus)"
-            "  JOIN orders o ON o.generation = $1 AND o.seller_account = a.s AND o.marketplace_id = a.m"
-            "  AND o.purchased_at >= a.since AND o.purchased_at <= $6 AND o.skus IS NOT NULL,"
-            "  unnest(o.skus) AS sku WHERE a.skus IS NULL OR sku = ANY(string_to_array(a.skus, E'\\n'))),"
+            "  SELECT sku, amazon_order_id, purchased_at, sku = ANY(COALESCE(seller_cancelled_skus,"
+            " '{}')) AS c"
+            "  FROM orders, unnest(skus) AS sku"
+            "  WHERE generation = $1 AND seller_account = $2 AND marketplace_id = $3"
+            "  AND purchased_at >= $4 AND purchased_at <= $5 AND skus IS NOT NULL"
+            "  AND ($6::text[] IS NULL OR sku = ANY($6::text[]))),"
             " paired AS ("
-            "  SELECT s, m, sku, amazon_order_id, purchased_at, c,"
+            "  SELECT sku, amazon_order_id, purchased_at, c,"
             "  lag(c) OVER w AS prev_c, lag(amazon_order_id) OVER w AS prev_id, lag(purchased_at) OVER"
             " w AS prev_at"
-            "  FROM per_order WINDOW w AS (PARTITION BY s, m, sku ORDER BY purchased_at, amazon_order_id))"
-            " SELECT DISTINCT ON (s, m, sku) s, m, sku, prev_id, amazon_order_id, prev_at, purchased_at"
-            " FROM paired WHERE c AND prev_c ORDER BY s, m, sku, purchased_at, amazon_order_id",
+            "  FROM per_order WINDOW w AS (PARTITION BY sku ORDER BY purchased_at, amazon_order_id))"
+            " SELECT DISTINCT ON (sku) sku, prev_id, amazon_order_id, prev_at, purchased_at FROM paired"
+            " WHERE c AND prev_c ORDER BY sku, purchased_at, amazon_order_id",
             generation,
-            [a[0] for a in accounts],
-            [a[1] for a in accounts],
-            [a[2] for a in accounts],
-            [None if a[3] is None else "\n".join(a[3]) for a in accounts],  # SKUs hold no newline
+            seller_account,
+            marketplace_id,
+            since,
             until,
+            skus,
         )
-        return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def amazon_figures(
         self, seller_account: str, marketplace_id: str, since: datetime
