@@ -14,12 +14,21 @@ import pytest_asyncio
 
 from cancelguard import db
 from cancelguard.domain.lifecycle import fold
-from cancelguard.domain.model import Channel, OrderEvent, OrderKey, OrderSnapshot, OrderStatus, Source
+from cancelguard.domain.model import (
+    CancelledBy,
+    Channel,
+    ItemObservation,
+    OrderEvent,
+    OrderKey,
+    OrderSnapshot,
+    OrderStatus,
+    Source,
+)
 from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.windows import live_window
 from cancelguard.ingestion.adapters.buyer_messages import parse_buyer_message
 from cancelguard.ingestion.adapters.order_change import parse_order_change
-from cancelguard.metrics.store import FOLD_READ, KEY_LOOKUPS, PartitionBatch, Store
+from cancelguard.metrics.store import FOLD_READ, KEY_LOOKUPS, AlertOptions, PartitionBatch, Store
 from cancelguard.simulator.scenario import Scenario, generate
 
 pytestmark = pytest.mark.integration
@@ -324,3 +333,57 @@ async def test_a_batch_finds_its_orders_by_key_however_big_the_account(
         await conn.close()
     assert "Merge Join" not in plan and "Hash Join" not in plan, plan
     assert "orders_pkey" in plan, plan
+
+
+async def test_suppression_alerts_of_several_accounts_in_one_batch_stay_apart(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """One batch cancels the same SKU name at three shops: twice in a row at the first, once at the second
+    and once at the third (the same marketplace as the first). Only the first is at risk; the one statement
+    that looks for every shop of the batch never pairs orders of different shops."""
+    await db.migrate(dsn=postgres_dsn, schema=pg_schema)
+    pool = await db.create_pool(dsn=postgres_dsn, schema=pg_schema)
+    store = Store(pool, PolicyBook(), alerts=AlertOptions())
+    bought = NOW - timedelta(days=2)
+    shops = [("A1TWICE", "ATVPDKIKX0DER"), ("A2ONCE", "A1PA6795UKMFR9"), ("A3ONCE", "ATVPDKIKX0DER")]
+    events = []
+    for seller, mkt in shops:
+        for n in range(2 if seller == "A1TWICE" else 1):
+            key = OrderKey(seller, mkt, f"111-{n:07d}-0000001")
+            for step, status in enumerate((OrderStatus.UNSHIPPED, OrderStatus.CANCELED)):
+                cancelled = status is OrderStatus.CANCELED
+                events.append(
+                    OrderEvent(
+                        f"{seller}:{n}:{step}",
+                        key,
+                        Source.ORDERS_V2026,
+                        bought + timedelta(minutes=n * 10 + step),
+                        NOW,
+                        OrderSnapshot(
+                            status=status,
+                            channel=Channel.MFN,
+                            purchased_at=bought + timedelta(minutes=n * 10),
+                            items=(
+                                ItemObservation(
+                                    f"{n}-1",
+                                    seller_sku="SKU-SHARED",
+                                    quantity_ordered=1,
+                                    cancelled_by=CancelledBy.MERCHANT if cancelled else None,
+                                    cancel_reason="NoInventory" if cancelled else "",
+                                ),
+                            ),
+                        ),
+                    )
+                )
+    try:
+        await store.apply_batch(GROUP, batches(events, size=len(events)), now=NOW)
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT seller_account, marketplace_id, seller_sku, first_order, second_order"
+                " FROM suppression_alerts"
+            )
+    finally:
+        await pool.close()
+    assert [tuple(r) for r in rows] == [
+        ("A1TWICE", "ATVPDKIKX0DER", "SKU-SHARED", "111-0000000-0000001", "111-0000001-0000001")
+    ]

@@ -90,9 +90,7 @@ def attribute(order: Order, policy: CancellationPolicy) -> Attribution:
                 None,
                 "not seen from Amazon yet: fulfilment channel unknown",
             )
-        return _verdict(
-            Verdict.NOT_CANCELLED, Rule.NOT_CANCELLED, None, "", AttributionSource.NONE, None, "not cancelled"
-        )
+        return _NOT_CANCELLED
     if order.channel is None:
         return _verdict(
             Verdict.NOT_APPLICABLE,
@@ -283,6 +281,12 @@ def _verdict(
     needs_review: bool = False,
 ) -> Attribution:
     return Attribution(verdict, rule, by, reason, source, at, needs_review, explanation)
+
+
+# the verdict of most orders, made once (it is placed again after every event of the order)
+_NOT_CANCELLED = _verdict(
+    Verdict.NOT_CANCELLED, Rule.NOT_CANCELLED, None, "", AttributionSource.NONE, None, "not cancelled"
+)
 
 
 def _who_cancelled(

@@ -34,6 +34,10 @@ from cancelguard.domain.model import (
     Source,
     Stamp,
     Stamped,
+    build_item,
+    build_order,
+    build_stamp,
+    build_stamped,
 )
 
 T = TypeVar("T")
@@ -54,7 +58,7 @@ def apply(order: Order | None, event: OrderEvent) -> Order:
     elif order.key != event.key:
         raise ValueError(f"event {event.event_id} is for {event.key}, not {order.key}")
     body = event.body
-    stamp = event.stamp
+    stamp = build_stamp(event.occurred_at, event.event_id)
     if isinstance(body, OrderSnapshot):
         return _apply_snapshot(order, body, stamp, event.source)
     if isinstance(body, CancellationRequested):
@@ -77,7 +81,7 @@ def _evolve(order: Order, **changes: object) -> Order:
     """`dataclasses.replace` for the one hot type: a direct call, several times faster (the fold runs
     for every event)."""
     get = changes.get
-    return Order(
+    return build_order(
         order.key,
         get("channel_obs", order.channel_obs),  # type: ignore[arg-type]
         get("status_obs", order.status_obs),  # type: ignore[arg-type]
@@ -155,13 +159,14 @@ def _join_cancellation(a: ItemCancellation, b: ItemCancellation) -> ItemCancella
 
 
 def _join_item(a: Item, b: Item) -> Item:
-    return Item(
-        order_item_id=a.order_item_id,
-        seller_sku=_lww(a.seller_sku, b.seller_sku),
-        quantity_ordered=_join_optional(a.quantity_ordered, b.quantity_ordered, max),
-        quantity_shipped=max(a.quantity_shipped, b.quantity_shipped),
-        formal_request=_join_optional(a.formal_request, b.formal_request, _join_request),
-        cancellation=_join_optional(a.cancellation, b.cancellation, _join_cancellation),
+    qa, qb = a.quantity_shipped, b.quantity_shipped
+    return build_item(
+        a.order_item_id,
+        _lww(a.seller_sku, b.seller_sku),
+        _join_optional(a.quantity_ordered, b.quantity_ordered, max),
+        qb if qb > qa else qa,
+        _join_optional(a.formal_request, b.formal_request, _join_request),
+        _join_optional(a.cancellation, b.cancellation, _join_cancellation),
     )
 
 
@@ -194,38 +199,47 @@ def _item_from_observation(obs: ItemObservation, stamp: Stamp, source: Source) -
         cancellation = ItemCancellation(
             obs.cancelled_by, obs.cancel_reason, stamp, AttributionSource.AMAZON_CANCELLED_BY
         )
-    return Item(
-        order_item_id=obs.order_item_id,
-        seller_sku=Stamped(obs.seller_sku, stamp) if obs.seller_sku else None,
-        quantity_ordered=obs.quantity_ordered,
-        quantity_shipped=obs.quantity_shipped or 0,
-        formal_request=request,
-        cancellation=cancellation,
+    return build_item(
+        obs.order_item_id,
+        build_stamped(obs.seller_sku, stamp) if obs.seller_sku else None,
+        obs.quantity_ordered,
+        obs.quantity_shipped or 0,
+        request,
+        cancellation,
     )
 
 
 def _apply_snapshot(order: Order, snap: OrderSnapshot, stamp: Stamp, source: Source) -> Order:
+    at = stamp.at
     status = snap.status
     seen_pending_at = order.seen_pending_at
     left_pending_at = order.left_pending_at
     canceled_at = order.canceled_at
+    status_obs = order.status_obs
     if status is not None:
         if status.is_pending:
-            seen_pending_at = _min(seen_pending_at, stamp.at)
+            seen_pending_at = _min(seen_pending_at, at)
         elif status is OrderStatus.CANCELED:
-            canceled_at = _min(canceled_at, stamp.at)
+            canceled_at = _min(canceled_at, at)
         elif status is not OrderStatus.UNFULFILLABLE:
-            left_pending_at = _min(left_pending_at, stamp.at)
-    if any((i.quantity_shipped or 0) > 0 for i in snap.items):
-        left_pending_at = _min(left_pending_at, stamp.at)
+            left_pending_at = _min(left_pending_at, at)
+        status_obs = _status_join(status_obs, build_stamped(status, stamp))
     items = order.items
     if snap.items:
-        items = _merged_items(order, (_item_from_observation(o, stamp, source) for o in snap.items))
-    return Order(
+        if any((i.quantity_shipped or 0) > 0 for i in snap.items):
+            left_pending_at = _min(left_pending_at, at)
+        items = _merged_items(order, [_item_from_observation(o, stamp, source) for o in snap.items])
+    # the registers, joined with _lww's rule without building a value that loses
+    channel_obs, ship_by_obs = order.channel_obs, order.ship_by_obs
+    if snap.channel is not None and (channel_obs is None or stamp > channel_obs.stamp):
+        channel_obs = build_stamped(snap.channel, stamp)
+    if snap.latest_ship_at is not None and (ship_by_obs is None or stamp > ship_by_obs.stamp):
+        ship_by_obs = build_stamped(snap.latest_ship_at, stamp)
+    return build_order(
         order.key,
-        _lww(order.channel_obs, Stamped(snap.channel, stamp) if snap.channel else None),
-        _status_join(order.status_obs, Stamped(status, stamp) if status else None),
-        _lww(order.ship_by_obs, Stamped(snap.latest_ship_at, stamp) if snap.latest_ship_at else None),
+        channel_obs,
+        status_obs,
+        ship_by_obs,
         _min(order.purchased_at, snap.purchased_at),
         seen_pending_at,
         left_pending_at,

@@ -73,6 +73,8 @@ class CancellationRate:
 
 def utc(ts: datetime) -> datetime:
     """The same instant in UTC; naive datetimes are an error, not a guess."""
+    if ts.tzinfo is UTC:  # every stored and decoded time: no conversion
+        return ts
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise InvalidInput(f"time {ts.isoformat()} has no time zone; cancelguard works in UTC")
     return ts.astimezone(UTC)

@@ -170,9 +170,16 @@ def _decode_reported_rate(r: pb.AmazonReportedRate, event_id: str) -> m.AmazonRe
     )
 
 
+# the decoder builds every event without __init__ (see model.assembler): its times are UTC by construction
+_ORDER_EVENT = m.assembler(m.OrderEvent)
+_ORDER_KEY = m.assembler(m.OrderKey)
+_SNAPSHOT = m.assembler(m.OrderSnapshot)
+_ITEM = m.assembler(m.ItemObservation)
+
+
 def _item(i: pb.ItemSnapshot) -> m.ItemObservation:
     has = i.HasField
-    return m.ItemObservation(
+    return _ITEM(
         i.order_item_id,
         i.seller_sku,
         i.quantity_ordered if has("quantity_ordered") else None,
@@ -200,18 +207,18 @@ def decode(data: bytes) -> m.Event:
     )
     which = msg.WhichOneof("body")
     account_level = which in _ACCOUNT_BODIES
-    missing = [
-        name
-        for name, value in (
-            ("event_id", event_id),
-            ("seller_account", seller),
-            ("marketplace_id", marketplace_id),
-        )
-        if not value
-    ]
-    if not account_level and not order_id:
-        missing.append("amazon_order_id")
-    if missing:
+    if not (event_id and seller and marketplace_id and (order_id or account_level)):  # names what is missing
+        missing = [
+            name
+            for name, value in (
+                ("event_id", event_id),
+                ("seller_account", seller),
+                ("marketplace_id", marketplace_id),
+            )
+            if not value
+        ]
+        if not account_level and not order_id:
+            missing.append("amazon_order_id")
         raise m.InvalidInput(f"order event is missing {', '.join(missing)}", _MISSING)
     if account_level and order_id:
         raise m.InvalidInput(
@@ -235,15 +242,7 @@ def decode(data: bytes) -> m.Event:
         )
     body: m.EventBody
     if which == "snapshot":
-        s = msg.snapshot
-        has = s.HasField
-        body = m.OrderSnapshot(
-            _STATUS_FROM_PB.get(s.status),
-            _CHANNEL_FROM_PB.get(s.fulfillment_channel),
-            _dt(s.purchased_at) if has("purchased_at") else None,
-            _dt(s.latest_ship_at) if has("latest_ship_at") else None,
-            tuple(map(_item, s.items)),
-        )
+        body = _snapshot(msg.snapshot)
     elif which == "cancellation_requested":
         r = msg.cancellation_requested
         if r.kind not in _KIND_FROM_PB:
@@ -260,6 +259,17 @@ def decode(data: bytes) -> m.Event:
         body = m.ShippingLabelPurchased()
     else:
         raise m.InvalidInput(f"order event {event_id[:200]!r} has no body", _MISSING)
-    return m.OrderEvent(
-        event_id, m.OrderKey(seller, marketplace_id, order_id), source, occurred_at, observed_at, body
+    return _ORDER_EVENT(
+        event_id, _ORDER_KEY(seller, marketplace_id, order_id), source, occurred_at, observed_at, body
+    )
+
+
+def _snapshot(s: pb.OrderSnapshot) -> m.OrderSnapshot:
+    has = s.HasField
+    return _SNAPSHOT(
+        _STATUS_FROM_PB.get(s.status),
+        _CHANNEL_FROM_PB.get(s.fulfillment_channel),
+        _dt(s.purchased_at) if has("purchased_at") else None,
+        _dt(s.latest_ship_at) if has("latest_ship_at") else None,
+        tuple(map(_item, s.items)),
     )

@@ -45,6 +45,7 @@ from cancelguard.runtime import Dependencies, HealthServer, backoff_delays, conn
 log = logging.getLogger("cancelguard.metrics")
 
 GROUP_ID = "cancelguard-metrics"
+_DECODE_SLICE = 200  # records decoded between two turns of the event loop: a few milliseconds
 KAFKA, POSTGRES = "Kafka", "Postgres"
 
 EVENTS_APPLIED = Counter("cancelguard_metrics_events_applied_total", "Order events folded into Postgres")
@@ -252,11 +253,22 @@ class MetricsService:
                     batch.setdefault(tp, []).extend(records)
                 count += sum(len(r) for r in more.values())
             if batch:
-                await ready.put(self.decode_batch(batch))
+                await ready.put(await self.decode_batch(batch))
 
-    def decode_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Decoded:
-        parts, refused = decode_partitions(batch, datetime.now(UTC))
-        letters = [self._dead_letter(r.value, r.key, exc, tp, r.offset) for tp, r, exc in refused]
+    async def decode_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Decoded:
+        """The batch decoded a slice at a time, the loop running between slices: decoding a whole batch
+        at once would hold up the replies of the batch in Postgres, so the two would not overlap."""
+        now = datetime.now(UTC)
+        parts = []
+        letters = []
+        for tp, records in sorted(batch.items(), key=lambda kv: kv[0].partition):
+            decoded: list[tuple[int, Event | None]] = []
+            for start in range(0, len(records), _DECODE_SLICE):
+                [part], refused = decode_partitions({tp: records[start : start + _DECODE_SLICE]}, now)
+                decoded += part.records
+                letters += [self._dead_letter(r.value, r.key, exc, tp, r.offset) for tp, r, exc in refused]
+                await asyncio.sleep(0)
+            parts.append(PartitionBatch(tp.topic, tp.partition, decoded))
         return _Decoded(parts, letters)
 
     async def process(self, decoded: _Decoded, stop: asyncio.Event) -> None:

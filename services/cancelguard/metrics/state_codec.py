@@ -25,6 +25,7 @@ VERSION = 2
 _VERSION_BYTE = bytes([VERSION])
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # json.dumps makes one per call
 
 _CHANNELS = {c.value: c for c in m.Channel}
 _STATUSES = {s.value: s for s in m.OrderStatus}
@@ -75,9 +76,9 @@ def _unreq(v: list[Any] | None) -> m.FormalRequest | None:
         return None
     reason = v[4]
     return m.FormalRequest(
-        m.Stamped(v[0], m.Stamp(_at(v[1]), v[2])),
+        m.build_stamped(v[0], m.build_stamp(_at(v[1]), v[2])),
         _opt_at(v[3]),
-        None if reason is None else m.Stamped(reason[0], m.Stamp(_at(reason[1]), reason[2])),
+        None if reason is None else m.build_stamped(reason[0], m.build_stamp(_at(reason[1]), reason[2])),
         frozenset(_SOURCES[s] for s in v[5]),
     )
 
@@ -117,7 +118,7 @@ def encode(o: m.Order) -> bytes:
         [[_us(r.requested_at), r.message_id, r.language, r.order_item_ids] for r in o.informal_requests],
         [[_us(c.submitted_at), c.reason, c.order_item_ids, c.feed_id] for c in o.seller_cancels],
     ]
-    return _VERSION_BYTE + json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return _VERSION_BYTE + _dumps(doc).encode()
 
 
 def decode(key: m.OrderKey, data: bytes) -> m.Order:
@@ -126,21 +127,21 @@ def decode(key: m.OrderKey, data: bytes) -> m.Order:
     ch, st, sb, pa, sp, lp, ca, lb, ofr, raw_items, ir, sc = json.loads(data[1:])
     items = {}
     for oid, sku, qo, qs, fr, cx in raw_items:
-        items[oid] = m.Item(
+        items[oid] = m.build_item(
             oid,
-            None if sku is None else m.Stamped(sku[0], m.Stamp(_at(sku[1]), sku[2])),
+            None if sku is None else m.build_stamped(sku[0], m.build_stamp(_at(sku[1]), sku[2])),
             qo,
             qs,
             _unreq(fr),
             None
             if cx is None
-            else m.ItemCancellation(_BY[cx[0]], cx[1], m.Stamp(_at(cx[2]), cx[3]), _ATTRIBUTION[cx[4]]),
+            else m.ItemCancellation(_BY[cx[0]], cx[1], m.build_stamp(_at(cx[2]), cx[3]), _ATTRIBUTION[cx[4]]),
         )
-    return m.Order(
+    return m.build_order(
         key,
-        None if ch is None else m.Stamped(_CHANNELS[ch[0]], m.Stamp(_at(ch[1]), ch[2])),
-        None if st is None else m.Stamped(_STATUSES[st[0]], m.Stamp(_at(st[1]), st[2])),
-        None if sb is None else m.Stamped(_at(sb[0]), m.Stamp(_at(sb[1]), sb[2])),
+        None if ch is None else m.build_stamped(_CHANNELS[ch[0]], m.build_stamp(_at(ch[1]), ch[2])),
+        None if st is None else m.build_stamped(_STATUSES[st[0]], m.build_stamp(_at(st[1]), st[2])),
+        None if sb is None else m.build_stamped(_at(sb[0]), m.build_stamp(_at(sb[1]), sb[2])),
         _opt_at(pa),
         _opt_at(sp),
         _opt_at(lp),

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -56,6 +57,7 @@ log = logging.getLogger("cancelguard.metrics.store")
 # the active generation, inside any read: a switch is atomic for every statement
 _ACTIVE = "(SELECT generation FROM generations WHERE state = 'active')"
 _CONFLICT_RETRIES = 50
+_key_fields = attrgetter("seller_account", "marketplace_id", "amazon_order_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,11 +447,11 @@ class Store:
         applied: dict[int, int] = {}
         for b in batches:
             start = stored.get(b.partition, 0)
-            for offset, event in b.records:
-                if offset < start:
-                    skipped += 1
-                    continue
-                applied[b.partition] = applied.get(b.partition, 0) + 1
+            fresh = [r for r in b.records if r[0] >= start]
+            skipped += len(b.records) - len(fresh)
+            if fresh:
+                applied[b.partition] = applied.get(b.partition, 0) + len(fresh)
+            for _, event in fresh:
                 if isinstance(event, OrderEvent):
                     events.append(event)
                 elif isinstance(event, AccountEvent):
@@ -485,27 +487,29 @@ class Store:
         touched: set[tuple[str, str]],
         newly_cancelled: dict[tuple[str, str], set[str]],
     ) -> tuple[int, int]:
-        by_key: dict[OrderKey, list[OrderEvent]] = defaultdict(list)
+        # grouped by the key's fields as a tuple: hashed, compared and sorted in C (not by a dataclass
+        # method call per event); sorted, they are OrderKey's order
+        by_key: dict[tuple[str, str, str], list[OrderEvent]] = defaultdict(list)
         for event in events:
-            by_key[event.key].append(event)
-        keys = sorted(by_key)
+            by_key[_key_fields(event.key)].append(event)
+        ids = sorted(by_key)
         rows = await conn.fetch(
             FOLD_READ,
             generation,
-            [k.seller_account for k in keys],
-            [k.marketplace_id for k in keys],
-            [k.amazon_order_id for k in keys],
+            *zip(*ids, strict=True),
         )
-        before = {OrderKey(r[0], r[1], r[2]): r for r in rows}
+        before = {(r[0], r[1], r[2]): r for r in rows}
 
         deltas: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
         updates: list[OrderRow] = []
         inserts: list[OrderRow] = []
         policies: dict[str, CancellationPolicy] = {}
-        for key in keys:
-            row = before.get(key)
+        for ident in ids:
+            row = before.get(ident)
+            group = by_key[ident]
+            key = group[0].key
             order: Order | None = None if row is None else state_codec.decode_stored(key, row[4], row[5])
-            for event in by_key[key]:
+            for event in group:
                 order = apply(order, event)
             assert order is not None
             policy = policies.get(key.marketplace_id)
@@ -515,12 +519,16 @@ class Store:
             if row is not None and row[4] == fact:
                 continue  # nothing new (duplicates): no write
             placement = place(order, policy)
-            was = NOT_COUNTED if row is None else Buckets(row[6], row[7])
-            if self._add_moves(deltas, key, was, placement.buckets):
-                touched.add((key.seller_account, key.marketplace_id))
-            cancelled_before = set(row[8] or ()) if row is not None else set()
-            if new := set(placement.seller_cancelled_skus) - cancelled_before:
-                newly_cancelled[(key.seller_account, key.marketplace_id)] |= new
+            buckets = placement.buckets
+            # an order still in the buckets it was in moves nothing
+            if row is None or row[6] != buckets.denominator or row[7] != buckets.numerator:
+                was = NOT_COUNTED if row is None else Buckets(row[6], row[7])
+                if self._add_moves(deltas, key, was, buckets):
+                    touched.add((key.seller_account, key.marketplace_id))
+            if placement.seller_cancelled_skus:
+                cancelled_before = set(row[8] or ()) if row is not None else set()
+                if new := set(placement.seller_cancelled_skus) - cancelled_before:
+                    newly_cancelled[(key.seller_account, key.marketplace_id)] |= new
             (inserts if row is None else updates).append(
                 OrderRow(key, None if row is None else row[3], fact, placement)
             )
@@ -543,13 +551,12 @@ class Store:
         return moved
 
     @staticmethod
-    def _order_columns(rows: Sequence[OrderRow]) -> list[list[Any]]:
-        columns: list[list[Any]] = [[] for _ in range(11)]
+    def _order_columns(rows: Sequence[OrderRow]) -> list[Sequence[Any]]:
+        table = []
         for r in rows:
             p = r.placement
             request = p.open_request
-            for column, value in zip(
-                columns,
+            table.append(
                 (
                     r.key.seller_account,
                     r.key.marketplace_id,
@@ -562,11 +569,9 @@ class Store:
                     _lines(p.skus),
                     _lines(p.seller_cancelled_skus),
                     p.purchased_at,
-                ),
-                strict=True,
-            ):
-                column.append(value)
-        return columns
+                )
+            )
+        return list(zip(*table, strict=True)) if table else [() for _ in range(11)]  # rows -> columns, in C
 
     async def _update_orders(self, conn: asyncpg.Connection, generation: int, rows: list[OrderRow]) -> None:
         updated = await conn.fetchval(
