@@ -117,8 +117,9 @@ class ReadCache:
 
     def put_open_requests(self, account: AccountKey, found: OpenRequests, token: int) -> None:
         if token == self._seq and self.usable:
+            self._drop_open(account)
             self._room()
-            self._entries += len(found.rows) - len(self._open.get(account, _NONE_OPEN).rows)
+            self._entries += len(found.rows)
             self._open[account] = found
 
     def _room(self) -> None:
@@ -132,7 +133,9 @@ class ReadCache:
             self._entries -= len(dropped.rows) if type(dropped) is OpenRequests else len(dropped)
 
     def _drop_open(self, account: AccountKey) -> None:
-        self._entries -= len(self._open.pop(account, _NONE_OPEN).rows)
+        dropped = self._open.pop(account, None)
+        if dropped is not None:
+            self._entries -= len(dropped.rows)
 
     # --- invalidation ---
 
@@ -183,9 +186,6 @@ class ReadCache:
     def lost(self) -> None:
         self._alive_until = 0.0
         self.clear()
-
-
-_NONE_OPEN = OpenRequests((), (), {})
 
 
 class Listener:

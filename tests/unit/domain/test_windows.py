@@ -22,6 +22,7 @@ from cancelguard.domain.windows import (
     live_window,
     rate_status,
     window_for,
+    window_moves_at,
 )
 
 from .builders import IN, US
@@ -219,3 +220,25 @@ def test_a_late_cancel_changes_exactly_the_past_windows_that_hold_its_order() ->
             changed.append(day)
     # windows computed on 03-07 .. 03-13 hold 03-05 (7 days, lagging one day)
     assert changed == list(range(7, 14))
+
+
+@pytest.mark.parametrize("kind", [WindowKind.LIVE, WindowKind.AMAZON_ALIGNED])
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        datetime(2026, 11, 20, 0, 0, tzinfo=UTC),  # on an edge
+        datetime(2026, 11, 20, 13, 59, 59, 999999, tzinfo=UTC),  # a moment before one
+        datetime(2026, 12, 31, 23, 30, tzinfo=UTC),  # a year's end
+        datetime(2028, 2, 28, 23, 59, tzinfo=UTC),  # a leap day next
+    ],
+)
+def test_a_window_stays_the_same_until_it_moves(kind: WindowKind, as_of: datetime) -> None:
+    """What the API holds a rate answer by: the window of any later moment before `window_moves_at` is
+    the window of `as_of`, and at that moment it is another."""
+    policy = policy_for("ATVPDKIKX0DER")
+    moves_at = window_moves_at(kind, as_of)
+    window = window_for(kind, as_of, policy)
+    assert as_of < moves_at
+    for later in (as_of + (moves_at - as_of) / 2, moves_at - timedelta(microseconds=1)):
+        assert window_for(kind, later, policy) == window
+    assert window_for(kind, moves_at, policy) != window
