@@ -31,6 +31,7 @@ from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo import publish
 from cancelguard.demo_credentials import DEMO_TOKEN
+from cancelguard.domain import bounds
 from cancelguard.processes import ServiceProcesses
 from cancelguard.simulator.order_change import NotificationItem, order_change_notification
 from cancelguard.simulator.scenario import Scenario
@@ -390,7 +391,7 @@ async def test_feed_submissions_refuse_bad_asks_and_the_next_call_is_served(api:
     cases = [
         (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER),
          "INVALID_ARGUMENT", "MISSING_FIELD"),
-        (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id="x" * 129),
+        (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id="x" * (bounds.MAX_EVENT_ID + 1)),
          "INVALID_ARGUMENT", None),
         (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id="api-decision:nothing"),
          "NOT_FOUND", "NOT_FOUND"),
@@ -431,6 +432,29 @@ async def test_the_warehouse_records_a_label_and_a_shipment(api: Api) -> None:
         "shipment applied",
     )
     assert order.recommended_action.code == Code.CODE_FULFIL
+
+
+async def test_two_callers_may_use_the_same_request_id(api: Api) -> None:
+    """A request_id is unique per caller (AIP-155): the same one from two services is two writes, two
+    events, each answered to its own caller."""
+    [mine] = await place(api, ("SAMEID", "Unshipped", False))
+    [theirs] = await place(api, ("SAMEID", "Unshipped", False), seller=OTHER_SELLER)
+    request_id = "1"  # a counter, as a service might keep one
+    replies = []
+    for client, seller, order_id in ((api.client, SELLER, mine), (api.other, OTHER_SELLER, theirs)):
+        reply = await client.orders.RecordLabelPurchased(
+            orders_pb2.RecordLabelPurchasedRequest(
+                seller_account=seller, marketplace_id=UK, amazon_order_id=order_id, request_id=request_id
+            )
+        )
+        assert reply.order.amazon_order_id == order_id and reply.order.label_purchased
+        replies.append(reply)
+    assert replies[0].event_id != replies[1].event_id
+    for seller, order_id in ((SELLER, mine), (OTHER_SELLER, theirs)):
+        await api.until(
+            lambda s=seller, o=order_id: _if(api.order(o, s), lambda got: got.label_purchased),
+            f"the label of {order_id} applied",
+        )
 
 
 async def test_the_helpdesk_submits_a_buyer_message_and_marks_the_request_answered(api: Api) -> None:

@@ -33,7 +33,7 @@ from cancelguard.api.records import NewRequest, PendingFeed, Records
 from cancelguard.api.watch import Watchers
 from cancelguard.api.wiring import current_call
 from cancelguard.api.writes import Writes, fingerprint
-from cancelguard.domain import lifecycle
+from cancelguard.domain import bounds, lifecycle
 from cancelguard.domain.actions import Intent, recommend
 from cancelguard.domain.decisions import CancelRefused, decide_cancellation
 from cancelguard.domain.model import (
@@ -375,7 +375,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         self, request: orders_pb2.GetFeedSubmissionRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.FeedSubmission:
         seller = validation.identifier(request.seller_account, "seller_account")
-        event_id = validation.text(request.event_id, "event_id", max_len=128)
+        event_id = validation.text(request.event_id, "event_id", max_len=bounds.MAX_EVENT_ID)
         if not event_id:
             raise invalid("event_id", "give the event_id DecideCancellation answered", reason="MISSING_FIELD")
         row = await self.records.feed(seller, event_id, timeout=deadline(context))
@@ -567,9 +567,17 @@ def _order_not_found(key: OrderKey) -> ApiError:
     )
 
 
+def seller_event_id(what: str, caller: str, request_id: str) -> str:
+    """The id of the order event a write publishes. It follows from the request, so an event sent again
+    is the same event; and it names the caller, because a request_id is unique per caller only (two
+    services may both count their requests from 1). The caller's name comes with its length: names may
+    hold a colon, and ("a:b", "c") must not read as ("a", "b:c")."""
+    return f"api-{what}:{len(caller)}:{caller}:{request_id}"
+
+
 def _seller_event(key: OrderKey, at: datetime, what: str, request_id: str, body: Any) -> OrderEvent:
-    # the id follows from the request: an event sent again is the same event
-    return OrderEvent(f"api-{what}:{request_id}", key, Source.SELLER, at, at, body)
+    event_id = seller_event_id(what, current_call().caller.name, request_id)
+    return OrderEvent(event_id, key, Source.SELLER, at, at, body)
 
 
 def _applied(record: OrderRecord, event: OrderEvent) -> OrderRecord:
