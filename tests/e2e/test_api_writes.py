@@ -388,10 +388,11 @@ async def test_feed_submissions_refuse_bad_asks_and_the_next_call_is_served(api:
     """This API has no accounts file: it submits no feeds, says why, and keeps serving."""
     [order_id] = await place(api, ("FEEDS", "Unshipped", False))
     ask = orders_pb2.GetFeedSubmissionRequest
+    too_long = "x" * (bounds.MAX_EVENT_ID + 1)
     cases = [
         (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER),
          "INVALID_ARGUMENT", "MISSING_FIELD"),
-        (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id="x" * (bounds.MAX_EVENT_ID + 1)),
+        (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id=too_long),
          "INVALID_ARGUMENT", None),
         (api.client.orders.GetFeedSubmission, ask(seller_account=SELLER, event_id="api-decision:nothing"),
          "NOT_FOUND", "NOT_FOUND"),

@@ -175,6 +175,11 @@ async def test_a_decision_submitted_as_a_feed_comes_back_from_amazon_cancelled_b
                 assert back.attribution.cancel_reason == "NoInventory"
                 assert back.attribution.rule == "SELLER_CANCEL_UNSHIPPED"
                 assert any(k.startswith("feeds.createFeed 2") for k in sim.stats), sim.stats
+        except AssertionError as exc:  # what the services and Amazon saw, for a failure seen only in CI
+            raise AssertionError(
+                f"{exc}\nAmazon's calls: {dict(sim.stats)}\n--- pollers:\n{services.log_tail(POLLERS, 40)}"
+                f"\n--- api:\n{services.log_tail('api', 20)}"
+            ) from exc
         finally:
             codes = services.stop()
         assert codes["api"] == 0, services.log_tail("api")

@@ -18,12 +18,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
 from aiokafka import AIOKafkaProducer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from cancelguard import db, kafka
 from cancelguard.accounts import Accounts, load_accounts
@@ -40,7 +41,14 @@ from cancelguard.api.wiring import Gate, InFlight, add_service
 from cancelguard.api.writes import Writes
 from cancelguard.config import Settings
 from cancelguard.metrics.store import Store
-from cancelguard.runtime import NOT_SERVING, SERVING, Dependencies, StartupError, connect_with_retry
+from cancelguard.runtime import (
+    NOT_SERVING,
+    SERVING,
+    Dependencies,
+    StartupError,
+    connect_with_retry,
+    freeze_startup_heap,
+)
 from cancelguard.v1 import metrics_pb2, orders_pb2
 
 log = logging.getLogger("cancelguard.api")
@@ -118,12 +126,31 @@ def build_server(
     for service, servicer in zip(SERVICES, servicers, strict=True):
         add_service(server, service, servicer, gate)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, _GenericOnly(server))
+    names = (
+        *SERVICE_NAMES,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer(names), _GenericOnly(server)
     )
     return ApiServer(server, health_servicer, in_flight, cache, writes, feeds)
+
+
+class _GenericOnly:
+    """The server, as generated code sees it: what it registers is served through its generic handler only.
+    gRPC waits on one pending call per registered method besides the generic one, and every call of the
+    API (generic) pays for waiting on all of them; health and reflection are seldom called."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        pass  # the generic handler the same code adds serves these methods
 
 
 def page_tokens(settings: Settings) -> PageTokens:
@@ -224,6 +251,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             api.feeds.start()
         await dependencies.probe_once()
         dependencies.start()
+        freeze_startup_heap()
         log.info("serving")
         await stop.wait()
     finally:

@@ -40,7 +40,13 @@ from cancelguard.domain.policy import marketplace
 from cancelguard.events import codec
 from cancelguard.metrics.outbox import OutboxPublisher
 from cancelguard.metrics.store import AlertOptions, BatchResult, PartitionBatch, Store
-from cancelguard.runtime import Dependencies, HealthServer, backoff_delays, connect_with_retry
+from cancelguard.runtime import (
+    Dependencies,
+    HealthServer,
+    backoff_delays,
+    connect_with_retry,
+    freeze_startup_heap,
+)
 
 log = logging.getLogger("cancelguard.metrics")
 
@@ -184,8 +190,7 @@ class MetricsService:
             await self._housekeeping(force_publish=True)  # alerts a killed predecessor committed
             # Decoding and folding make millions of short-lived objects, none in a cycle: let the cyclic
             # collector run less often, and never over what start-up left behind.
-            gc.collect()
-            gc.freeze()
+            freeze_startup_heap()
             gc.set_threshold(50_000, 20, 20)
             ready: asyncio.Queue[_Decoded] = asyncio.Queue(maxsize=1)
             reader = asyncio.create_task(self._read_ahead(ready, stop))
