@@ -6,7 +6,9 @@ fills), lock the partitions' stored offsets (fencing out a second instance that 
 rebalance), skip records already applied, fold the rest into the stored orders with the domain rules
 (`domain.lifecycle`, `domain.placement`), write each changed order once and each changed bucket once,
 store Amazon's reported figures, raise the alerts the batch caused into the outbox, move the offsets,
-commit.
+commit. The fold goes through the batch's orders in chunks of keys, in key order, and Python folds one
+chunk while Postgres reads the next and writes the one before, in the same transaction: the buckets are
+written once, after the last chunk.
 
 Orders are written with compare-and-set: a batch reads the rows of its orders with their version (the
 row's `xmin`), folds, and updates each row only if its version is unchanged; new orders are inserted
