@@ -454,7 +454,12 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=150)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=5000, help="max records per batch (both sides)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings.model_fields["batch_max_records"].default,
+        help="max records per batch (both sides; default: the service's)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--kafka", help="host:port of a Kafka to use instead of a local process")
     parser.add_argument("--postgres", help="DSN of a Postgres to use instead of a local process")
