@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from cancelguard import db
+from cancelguard.domain import alerts as rules
 from cancelguard.domain.lifecycle import fold
 from cancelguard.domain.model import (
     CancelledBy,
@@ -515,3 +516,45 @@ async def test_python_folds_while_postgres_reads_and_writes_the_other_chunks(
     assert any("read" in s for s in seen), "no read of a chunk ran while Python folded another"
     assert any("update" in s for s in seen), "no update of a chunk ran while Python folded another"
     assert await totals(store, scenario) == truth(scenario)
+
+
+async def test_window_sums_of_one_read_per_account_equal_a_sum_per_window(store: Store) -> None:
+    """The alerts' window totals read each account's buckets once over the span of its windows and sum
+    them per window: each must equal the plain sum over that window alone (`bucket_totals`, the API's).
+    Orders sit inside and outside each window, for accounts with two windows (live, Amazon's 7 days)
+    and three (India: also 30 days), and one account has no buckets at all."""
+    accounts = [("A1SUMS", "ATVPDKIKX0DER"), ("A2SUMS", "A21TJRUUN4KGV"), ("A3SUMS", "A1PA6795UKMFR9")]
+    events = []
+    for seller, mkt in accounts[:2]:
+        for n, hours in enumerate((2, 30, 80, 7 * 24 + 5, 9 * 24, 20 * 24, 31 * 24 - 3, 35 * 24)):
+            key = OrderKey(seller, mkt, f"111-{n:07d}-0000001")
+            bought = NOW - timedelta(hours=hours)
+            for step, status in enumerate((OrderStatus.UNSHIPPED, OrderStatus.CANCELED)[: 1 + n % 2]):
+                events.append(
+                    OrderEvent(
+                        f"{seller}:{n}:{step}",
+                        key,
+                        Source.ORDER_CHANGE,
+                        bought + timedelta(minutes=step),
+                        NOW,
+                        OrderSnapshot(status=status, channel=Channel.MFN, purchased_at=bought),
+                    )
+                )
+    await store.apply_batch(GROUP, batches(events, size=len(events)))
+    watched = {
+        (seller, mkt, w.name): (w, store.policies.for_marketplace(mkt))
+        for seller, mkt in accounts
+        for w in rules.watched_windows(store.policies.for_marketplace(mkt), NOW)
+    }
+    assert {name for _, _, name in watched} == {"LIVE", "AMAZON_7", "AMAZON_30"}
+    async with store.pool.acquire() as conn:
+        generation = await conn.fetchval("SELECT generation FROM generations WHERE state = 'active'")
+        totals = await store._window_totals(conn, generation, sorted(accounts), watched)
+    expected = {
+        subject: await store.bucket_totals(subject[0], subject[1], w.window.start, w.window.end)
+        for subject, (w, _) in watched.items()
+    }
+    assert totals == expected
+    india = [totals[("A2SUMS", "A21TJRUUN4KGV", name)] for name in ("LIVE", "AMAZON_7", "AMAZON_30")]
+    assert len(set(india)) == 3, f"the windows do not tell their sums apart: {india}"
+    assert all(totals[s] == (0, 0) for s in watched if s[0] == "A3SUMS")
