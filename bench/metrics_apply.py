@@ -242,6 +242,7 @@ class Applied:
     bucket_writes: float
     cpu_us: float  # the service process's CPU per event
     postgres_cpu_us: float | None  # the Postgres server's, when it is ours (a local process)
+    peak_rss_mb: float  # the service process's peak resident memory (batches in hand bound it)
 
 
 def _postgres_cpu_s(postmaster: int | None) -> float | None:
@@ -254,6 +255,13 @@ def _postgres_cpu_s(postmaster: int | None) -> float | None:
         with contextlib.suppress(FileNotFoundError):  # a backend that just exited
             total += _process_cpu_s(pid)
     return total
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -333,6 +341,7 @@ async def apply_round(
                 break
             await asyncio.sleep(0.02)
         cpu = _process_cpu_s(proc.pid)
+        rss = _peak_rss_mb(proc.pid)
         pg_end = _postgres_cpu_s(postmaster)
         pg_cpu = (
             None if pg_end is None or pg_started is None else (pg_end - pg_started) / (total - first) * 1e6
@@ -349,6 +358,7 @@ async def apply_round(
             writes.get("cr_buckets", 0) / total,
             cpu / total * 1e6,
             pg_cpu,
+            rss,
         )
     finally:
         if proc.returncode is None:
@@ -422,7 +432,8 @@ async def run(args: argparse.Namespace, bootstrap: str, dsn: str, work: Path, po
             f"round {n + 1}: raw {raw:,.0f} events/s; apply {applied.rate:,.0f} events/s "
             f"({applied.rate / raw:.2f}x), CPU/event: service {applied.cpu_us:.1f} us, Postgres "
             f"{'-' if applied.postgres_cpu_us is None else f'{applied.postgres_cpu_us:.1f} us'}; "
-            f"writes/event: orders {applied.order_writes:.3f}, buckets {applied.bucket_writes:.4f}"
+            f"writes/event: orders {applied.order_writes:.3f}, buckets {applied.bucket_writes:.4f}; "
+            f"peak RSS {applied.peak_rss_mb:.0f} MB"
         )
     raw = statistics.median(raws)
     rate = statistics.median(a.rate for a in applies)
@@ -443,7 +454,12 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=150)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=5000, help="max records per batch (both sides)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings.model_fields["batch_max_records"].default,
+        help="max records per batch (both sides; default: the service's)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--kafka", help="host:port of a Kafka to use instead of a local process")
     parser.add_argument("--postgres", help="DSN of a Postgres to use instead of a local process")

@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     probe_interval_s: float = Field(default=1.0, gt=0)  # how often health asks Kafka and Postgres
     # metrics: how often Kafka's committed offsets (lag monitoring only) follow the ones in Postgres
     kafka_commit_interval_s: float = Field(default=5.0, ge=0)
-    batch_max_records: int = Field(default=5000, ge=1)
+    # Each batch folds an order once, however many of its events it holds, and carries fixed work (the
+    # alerts' window sums): bench-metrics, 5,000 -> 10,000: 6% less service CPU and 9% less Postgres CPU
+    # per event; peak memory 106 -> 130 MB.
+    batch_max_records: int = Field(default=10000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)
 
     # Alerts (the alerts topic): a status is alerted once it has held this long (0: at once), so that a

@@ -7,12 +7,14 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
 
 from cancelguard import db
+from cancelguard.domain import alerts as rules
 from cancelguard.domain.lifecycle import fold
 from cancelguard.domain.model import (
     CancelledBy,
@@ -28,7 +30,15 @@ from cancelguard.domain.policy import PolicyBook
 from cancelguard.domain.windows import live_window
 from cancelguard.ingestion.adapters.buyer_messages import parse_buyer_message
 from cancelguard.ingestion.adapters.order_change import parse_order_change
-from cancelguard.metrics.store import FOLD_READ, KEY_LOOKUPS, AlertOptions, PartitionBatch, Store
+from cancelguard.metrics import store as store_module
+from cancelguard.metrics.store import (
+    FOLD_READ,
+    FOLD_UPDATE,
+    KEY_LOOKUPS,
+    AlertOptions,
+    PartitionBatch,
+    Store,
+)
 from cancelguard.simulator.scenario import Scenario, generate
 
 pytestmark = pytest.mark.integration
@@ -387,3 +397,164 @@ async def test_suppression_alerts_of_several_accounts_in_one_batch_stay_apart(
     assert [tuple(r) for r in rows] == [
         ("A1TWICE", "ATVPDKIKX0DER", "SKU-SHARED", "111-0000000-0000001", "111-0000001-0000001")
     ]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fold in chunks of 7 keys, folded 3 at a time: a test's batch spans many chunks."""
+    monkeypatch.setattr(store_module, "_FOLD_CHUNK", 7)
+    monkeypatch.setattr(store_module, "_FOLD_SLICE", 3)
+
+
+def _with_copies(events: list[OrderEvent], seed: int) -> list[OrderEvent]:
+    """The events shuffled, 5% of them twice (at-least-once delivery upstream)."""
+    rng = random.Random(seed)
+    out = events + rng.sample(events, len(events) * 5 // 100)
+    rng.shuffle(out)
+    return out
+
+
+async def _folded_as_the_events_say(store: Store, events: list[OrderEvent]) -> None:
+    by_order: dict[OrderKey, list[OrderEvent]] = {}
+    for e in events:
+        by_order.setdefault(e.key, []).append(e)
+    for key, order_events in by_order.items():
+        assert await store.get_order(key) == fold(order_events), key
+
+
+async def test_a_batch_folded_in_many_chunks_counts_each_order_and_bucket_once(
+    store: Store, small_chunks: None, postgres_dsn: str, pg_schema: str
+) -> None:
+    scenario = generate(NOW, seed=9)
+    events = scenario_events(scenario)
+    mixed = _with_copies(events, seed=4)
+    third = len(mixed) // 3
+    first = await store.apply_batch(GROUP, batches(mixed[:third], size=third))
+    conn = await asyncpg.connect(postgres_dsn, server_settings={"search_path": pg_schema})
+    try:
+        assert first.buckets_written == await conn.fetchval("SELECT count(*) FROM cr_buckets")
+    finally:
+        await conn.close()
+    # the rest in two batches of old and new orders mixed: updates and inserts in the same chunks
+    for batch in batches(mixed[third:], start=third, size=third + 1):
+        await store.apply_batch(GROUP, [batch])
+    assert await totals(store, scenario) == truth(scenario)
+    await _folded_as_the_events_say(store, events)
+
+
+async def test_racing_batches_folded_in_many_chunks_lose_no_update(
+    store: Store, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batches on two partitions hold events of the same orders and run at once: the one that
+    loses the race fails in the middle of its chunks (its later statements never run), rolls back and
+    is applied again on top of the other."""
+    scenario = generate(NOW, seed=10)
+    events = scenario_events(scenario)
+    rng = random.Random(5)
+    halves: list[list[OrderEvent]] = [[], []]
+    for e in events:
+        halves[rng.randrange(2)].append(e)
+    conflicts = 0
+    insert = Store._insert_orders
+
+    async def counting(self: Store, *args: object) -> None:
+        nonlocal conflicts
+        try:
+            await insert(self, *args)  # type: ignore[arg-type]
+        except store_module._Conflict:
+            conflicts += 1
+            raise
+
+    monkeypatch.setattr(Store, "_insert_orders", counting)
+    await asyncio.gather(
+        *(
+            store.apply_batch(GROUP, [PartitionBatch(TOPIC, p, [(n, e) for n, e in enumerate(half)])])
+            for p, half in enumerate(halves)
+        )
+    )
+    assert conflicts >= 1, "the batches never raced"
+    assert await totals(store, scenario) == truth(scenario)
+    await _folded_as_the_events_say(store, events)
+
+
+async def test_python_folds_while_postgres_reads_and_writes_the_other_chunks(
+    store: Store, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The point of the chunks: while Python folds one, the fold's read of the next chunk and its update
+    of the one before are already in Postgres. Recorded from the statements themselves: which of them
+    were sent and not yet answered each time a slice of keys was folded."""
+    scenario = generate(NOW, seed=11)
+    events = scenario_events(scenario)
+    half = len(events) // 2
+    await store.apply_batch(GROUP, batches(events[:half], size=half))
+    in_flight: set[str] = set()
+    seen: list[frozenset[str]] = []
+
+    def watched(method: Any) -> Any:
+        async def run(self: asyncpg.Connection, sql: str, *args: Any, **kw: Any) -> Any:
+            name = {FOLD_READ: "read", FOLD_UPDATE: "update"}.get(sql)
+            if name is not None:
+                in_flight.add(name)
+            try:
+                return await method(self, sql, *args, **kw)
+            finally:
+                in_flight.discard(name or "")
+
+        return run
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", watched(asyncpg.Connection.fetch))
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", watched(asyncpg.Connection.fetchval))
+    keys = store_module._BatchFold.keys
+
+    def folding(self: Any, *args: Any) -> None:
+        seen.append(frozenset(in_flight))
+        keys(self, *args)
+
+    monkeypatch.setattr(store_module._BatchFold, "keys", folding)
+    await store.apply_batch(GROUP, batches(events[half:], start=half, size=len(events) - half))
+    assert len(seen) > 20, "the batch was not folded in many slices"
+    assert any("read" in s for s in seen), "no read of a chunk ran while Python folded another"
+    assert any("update" in s for s in seen), "no update of a chunk ran while Python folded another"
+    assert await totals(store, scenario) == truth(scenario)
+
+
+async def test_window_sums_of_one_read_per_account_equal_a_sum_per_window(store: Store) -> None:
+    """The alerts' window totals read each account's buckets once over the span of its windows and sum
+    them per window: each must equal the plain sum over that window alone (`bucket_totals`, the API's).
+    Orders sit inside and outside each window, for accounts with two windows (live, Amazon's 7 days)
+    and three (India: also 30 days), and one account has no buckets at all."""
+    accounts = [("A1SUMS", "ATVPDKIKX0DER"), ("A2SUMS", "A21TJRUUN4KGV"), ("A3SUMS", "A1PA6795UKMFR9")]
+    events = []
+    for seller, mkt in accounts[:2]:
+        for n, hours in enumerate((2, 30, 80, 7 * 24 + 5, 9 * 24, 20 * 24, 31 * 24 - 3, 35 * 24)):
+            key = OrderKey(seller, mkt, f"111-{n:07d}-0000001")
+            bought = NOW - timedelta(hours=hours)
+            for step, status in enumerate((OrderStatus.UNSHIPPED, OrderStatus.CANCELED)[: 1 + n % 2]):
+                events.append(
+                    OrderEvent(
+                        f"{seller}:{n}:{step}",
+                        key,
+                        Source.ORDER_CHANGE,
+                        bought + timedelta(minutes=step),
+                        NOW,
+                        OrderSnapshot(status=status, channel=Channel.MFN, purchased_at=bought),
+                    )
+                )
+    await store.apply_batch(GROUP, batches(events, size=len(events)))
+    watched = {
+        (seller, mkt, w.name): (w, store.policies.for_marketplace(mkt))
+        for seller, mkt in accounts
+        for w in rules.watched_windows(store.policies.for_marketplace(mkt), NOW)
+    }
+    assert {name for _, _, name in watched} == {"LIVE", "AMAZON_7", "AMAZON_30"}
+    async with store.pool.acquire() as conn:
+        generation = await conn.fetchval("SELECT generation FROM generations WHERE state = 'active'")
+        totals = await store._window_totals(conn, generation, sorted(accounts), watched)
+    expected = {
+        subject: await store.bucket_totals(subject[0], subject[1], w.window.start, w.window.end)
+        for subject, (w, _) in watched.items()
+    }
+    assert totals == expected
+    india = [totals[("A2SUMS", "A21TJRUUN4KGV", name)] for name in ("LIVE", "AMAZON_7", "AMAZON_30")]
+    assert len(set(india)) == 3, f"the windows do not tell their sums apart: {india}"
+    assert all(totals[s] == (0, 0) for s in watched if s[0] == "A3SUMS")

@@ -12,9 +12,10 @@ NOT_SERVING (`runtime.Dependencies`); past `outage_limit_s` the service exits wi
 
 The loop overlaps Python with Postgres: a reader task fetches and decodes the next batch (as many
 records as are ready, up to `batch_max_records`) while the current one is in Postgres; one batch waits
-at most, so memory stays bounded whatever the backlog. Between batches: alerts the batches wrote to
-the outbox are published (`outbox.py`), the windows that move with time are checked for alerts every
-`alert_sweep_s`, and facts and buckets past `retention_days` are deleted in small chunks.
+at most, so memory stays bounded whatever the backlog; inside a batch the store folds one chunk of
+orders while Postgres reads and writes the others (`store.py`). Between batches: alerts the batches
+wrote to the outbox are published (`outbox.py`), the windows that move with time are checked for
+alerts every `alert_sweep_s`, and facts and buckets past `retention_days` are deleted in small chunks.
 """
 
 from __future__ import annotations
