@@ -187,6 +187,21 @@ def _lines(values: tuple[str, ...]) -> str | None:
     return "\n".join(values) if values else None
 
 
+# (seller, marketplace, bucket start) -> [orders, cancellations] a batch adds: written once per batch
+_Deltas = dict[tuple[str, str, datetime], list[int]]
+
+
+def _add_moves(deltas: _Deltas, key: OrderKey, was: Buckets, now: Buckets) -> bool:
+    """The bucket moves of an order going from `was` to `now`, added to `deltas`; True if any."""
+    moved = False
+    for move in bucket_moves(was, now):
+        d = deltas[(key.seller_account, key.marketplace_id, move.start)]
+        d[0] += move.orders
+        d[1] += move.cancellations
+        moved = True
+    return moved
+
+
 class _InOrder:
     """Statements of one transaction, each in a task that starts when the one before it has finished:
     asyncpg runs one operation at a time on a connection, and Postgres executes it while the caller runs
@@ -234,7 +249,7 @@ class _BatchFold:
         self.book = book
         self.touched = touched
         self.newly_cancelled = newly_cancelled
-        self.deltas: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
+        self.deltas: _Deltas = defaultdict(lambda: [0, 0])
         self._policies: dict[str, CancellationPolicy] = {}
 
     def keys(
@@ -264,7 +279,7 @@ class _BatchFold:
             # an order still in the buckets it was in moves nothing
             if row is None or row[6] != buckets.denominator or row[7] != buckets.numerator:
                 was = NOT_COUNTED if row is None else Buckets(row[6], row[7])
-                if Store._add_moves(self.deltas, key, was, buckets):
+                if _add_moves(self.deltas, key, was, buckets):
                     self.touched.add((key.seller_account, key.marketplace_id))
             if placement.seller_cancelled_skus:
                 cancelled_before = set(row[8] or ()) if row is not None else set()
@@ -383,9 +398,9 @@ class Store:
                     for o in orders
                 ]
                 await self._insert_orders(conn, target, written)
-                deltas: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
+                deltas: _Deltas = defaultdict(lambda: [0, 0])
                 for row in written:
-                    self._add_moves(deltas, row.key, NOT_COUNTED, row.placement.buckets)
+                    _add_moves(deltas, row.key, NOT_COUNTED, row.placement.buckets)
                 await self._write_buckets(conn, target, deltas)
                 copied += len(rows)
                 after = (rows[-1][0], rows[-1][1], rows[-1][2])
@@ -615,18 +630,6 @@ class Store:
         return written, buckets
 
     @staticmethod
-    def _add_moves(
-        deltas: dict[tuple[str, str, datetime], list[int]], key: OrderKey, was: Buckets, now: Buckets
-    ) -> bool:
-        moved = False
-        for move in bucket_moves(was, now):
-            d = deltas[(key.seller_account, key.marketplace_id, move.start)]
-            d[0] += move.orders
-            d[1] += move.cancellations
-            moved = True
-        return moved
-
-    @staticmethod
     def _order_columns(rows: Sequence[OrderRow]) -> list[Sequence[Any]]:
         table = []
         for r in rows:
@@ -674,9 +677,7 @@ class Store:
         if inserted != len(rows):
             raise _Conflict  # another batch inserted one of these orders first
 
-    async def _write_buckets(
-        self, conn: asyncpg.Connection, generation: int, deltas: dict[tuple[str, str, datetime], list[int]]
-    ) -> int:
+    async def _write_buckets(self, conn: asyncpg.Connection, generation: int, deltas: _Deltas) -> int:
         changed = sorted((s, m, b, d[0], d[1]) for (s, m, b), d in deltas.items() if d != [0, 0])
         if changed:
             await conn.execute(
