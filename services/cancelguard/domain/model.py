@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -278,10 +278,10 @@ class OrderKey:
 # --- events: what a source said, normalised --------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Stamp:
+class Stamp(NamedTuple):
     """Amazon's time for an observation, and the event id as a deterministic tie-break (they compare
-    in that order)."""
+    in that order). A named tuple, not a dataclass: the fold compares stamps several times per event,
+    and a tuple compares in C (a dataclass's `__gt__` is a Python call building two tuples)."""
 
     at: datetime
     event_id: str
@@ -605,7 +605,7 @@ class Order:
 
 # Positional constructors of the state's hot types without the frozen __init__ (see `assembler`): the
 # fold and the state codec build them for every event and every stored order they read.
-build_stamp = assembler(Stamp)
+build_stamp = Stamp
 build_stamped = assembler(Stamped)
 build_item = assembler(Item)
 build_order = assembler(Order)
