@@ -16,6 +16,7 @@ from cancelguard.domain.model import CancelledBy, OrderEvent
 from cancelguard.events import codec
 from cancelguard.metrics import service
 from cancelguard.metrics.store import Store, _BatchFold
+
 from .builders import D, H, story
 
 
