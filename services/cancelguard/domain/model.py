@@ -603,8 +603,8 @@ class Order:
         return tuple(i for i in self.items.values() if i.cancellation is not None)
 
 
-# Positional constructors of the state's hot types without the frozen __init__ (see `assembler`): the
-# fold and the state codec build them for every event and every stored order they read.
+# Positional constructors of the state's hot types without the frozen __init__ (see `assembler`; a Stamp,
+# a named tuple, is its own): the fold and the state codec build them for every event and stored order.
 build_stamp = Stamp
 build_stamped = assembler(Stamped)
 build_item = assembler(Item)

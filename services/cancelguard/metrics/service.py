@@ -112,9 +112,10 @@ _TRACKED_PER_RECORD = 15
 def young_generation_size(batch_max_records: int) -> int:
     """The cyclic collector's first threshold: above what two batches keep alive (one in Postgres, one
     decoded ahead). The count is of objects alive, so below that a young collection walks a batch's live
-    objects again and again, to free nothing. Measured (`make bench-metrics`, batches of 10,000, three
-    runs each): 0.8-1.0 s of collections per 200,000 events at 50,000, 0.06-0.14 s at 300,000. Above
-    it, collections come between batches, when a batch's objects are gone."""
+    objects again and again, to free nothing. Measured with gc callbacks in the service under
+    `bench/metrics_apply.py --rounds 1` (batches of 10,000, three runs each): 0.8-1.0 s of collections
+    per 200,000 events at 50,000, 0.06-0.14 s at 300,000. Above it, collections come between batches,
+    when a batch's objects are gone."""
     return max(50_000, 2 * _TRACKED_PER_RECORD * batch_max_records)
 
 
