@@ -80,7 +80,8 @@ async def _original(
         return None
     consumer.seek(tp, letter.origin.offset)
     try:
-        record = await asyncio.wait_for(consumer.getone(tp), READ_TIMEOUT_S)
+        async with asyncio.timeout(READ_TIMEOUT_S):
+            record = await consumer.getone(tp)
     except TimeoutError:
         return None
     return (record.key, record.value) if record.offset == letter.origin.offset else None

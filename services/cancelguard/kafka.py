@@ -14,7 +14,7 @@ from aiokafka.errors import for_code
 
 from cancelguard.config import Settings
 from cancelguard.dead_letters import DeadLetter
-from cancelguard.runtime import connect_with_retry
+from cancelguard.runtime import Shutdown, connect_with_retry
 
 log = logging.getLogger("cancelguard.kafka")
 
@@ -139,7 +139,8 @@ async def renew_producer(
     producer has a new producer id; the records it re-sends are events with deterministic ids, which
     the metrics service folds in idempotently. Raises KafkaError while the broker is still away."""
     try:
-        await asyncio.wait_for(old.stop(), 2.0)
+        async with asyncio.timeout(2.0):
+            await old.stop()
     except Exception as exc:  # its unsent records are re-sent by the caller; nothing to keep
         log.info("abandoned a producer that could not flush: %s", exc)
     producer = new_producer(bootstrap, client_id=client_id, max_batch_size=max_batch_size)
@@ -153,9 +154,24 @@ async def renew_producer(
 
 async def stop_producer(producer: AIOKafkaProducer) -> None:
     try:
-        await asyncio.wait_for(producer.stop(), STOP_TIMEOUT_S)
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await producer.stop()
     except TimeoutError:
         log.warning("producer did not stop in time; unsent records will be re-read from the source")
+
+
+async def close_clients(
+    shutdown: Shutdown,
+    consumer: AIOKafkaConsumer | None,
+    producer: AIOKafkaProducer | None,
+    probe: KafkaProbe,
+) -> None:
+    """A service's Kafka clients, closed one after another within its shutdown's budget."""
+    if consumer is not None:
+        await shutdown.step("the Kafka consumer", consumer.stop())
+    if producer is not None:
+        await shutdown.step("the Kafka producer", stop_producer(producer))
+    await shutdown.step("the Kafka probe", probe.close())
 
 
 async def send_dead_letter(producer: AIOKafkaProducer, topic: str, letter: DeadLetter) -> asyncio.Future:
@@ -182,6 +198,7 @@ class KafkaProbe:
 
     async def close(self) -> None:
         try:
-            await asyncio.wait_for(self.client.close(), STOP_TIMEOUT_S)
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await self.client.close()
         except Exception as exc:  # closing a client to a dead broker may fail in many ways; nothing to keep
             log.info("kafka probe did not close cleanly: %s", exc)

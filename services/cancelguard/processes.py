@@ -8,6 +8,7 @@ Kubernetes sends) and reports the exit codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -108,7 +109,10 @@ class ServiceProcesses:
             await asyncio.sleep(0.2)
 
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
-        """SIGTERM every service, wait, SIGKILL what is left. Returns the exit codes."""
+        """SIGTERM every service, wait, SIGKILL what is left. Returns the exit codes (None: killed).
+
+        Before the SIGKILL, a service still running is asked (SIGUSR1) to log where each of its tasks
+        waits, so that its log says why it did not stop."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -118,6 +122,10 @@ class ServiceProcesses:
             try:
                 codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGUSR1)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(2)  # time to write the stacks; it is not expected to exit
                 proc.kill()
+                proc.wait(10)
                 codes[name] = None
         return codes

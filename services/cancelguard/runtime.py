@@ -1,7 +1,7 @@
 """What every service process shares: retries at start, health, outages, Prometheus metrics, SIGTERM.
 
 Kubernetes sends SIGTERM and waits `terminationGracePeriodSeconds`: each service flips its gRPC health
-to NOT_SERVING, finishes the batch in hand, closes its clients and exits 0.
+to NOT_SERVING, finishes the batch in hand, closes its clients within a budget (`Shutdown`) and exits 0.
 
 While a dependency (Kafka, Postgres) is down, a service stays up, reports NOT_SERVING, retries with
 backoff and logs one warning when the outage starts and one line when it ends (`Dependencies`). Only an
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import logging
 import random
 import signal
@@ -76,15 +77,73 @@ async def connect_with_retry(
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stop`; SIGUSR1 logs where every task is waiting (`log_task_stacks`)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, stop, sig)
+    loop.add_signal_handler(signal.SIGUSR1, log_task_stacks)
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
     if not stop.is_set():
         log.info("received %s: shutting down", sig.name, extra={"signal": sig.name})
     stop.set()
+
+
+def task_stack(task: asyncio.Future[object]) -> str:
+    """Where a task is waiting now, innermost frame last (empty for a future that is not a task)."""
+    if not isinstance(task, asyncio.Task):
+        return ""
+    out = io.StringIO()
+    task.print_stack(limit=20, file=out)
+    return out.getvalue()
+
+
+def log_task_stacks() -> None:
+    """One log line per task, with where it waits: `kill -USR1 <pid>` on a service that seems stuck."""
+    for task in asyncio.all_tasks():
+        log.warning("task %s", task.get_name(), extra={"task": task.get_name(), "stack": task_stack(task)})
+
+
+CLOSE_BUDGET_S = 10.0  # for closing clients, after `shutdown_grace_s` for the work in flight
+
+
+class Shutdown:
+    """A service's closing steps (consumer, producer, pool, servers), one after another, all within one
+    budget: with `shutdown_grace_s` for the work in flight before them, they end before Kubernetes'
+    SIGKILL (`terminationGracePeriodSeconds`, 30 s in deploy/k8s) whatever each client does.
+
+    A step that fails or runs out of time is logged by name, with where it was waiting, and the next
+    step runs: a client that does not close must not keep the others open. A step out of time is
+    cancelled and not waited for, since a client that ignores cancellation would hold the shutdown
+    just as long as one that was never asked."""
+
+    def __init__(self, budget_s: float = CLOSE_BUDGET_S, least_s: float = 0.2) -> None:
+        self.started = time.monotonic()
+        self.deadline = self.started + budget_s
+        self.least_s = least_s  # even a late step gets a moment: most close at once
+        self.abandoned: list[str] = []
+
+    async def step(self, name: str, work: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(work)
+        began = time.monotonic()
+        done, _ = await asyncio.wait({task}, timeout=max(self.least_s, self.deadline - began))
+        if not done:
+            self.abandoned.append(name)
+            log.warning(
+                "shutdown: %s did not finish in %.1fs; abandoned",
+                name,
+                time.monotonic() - began,
+                extra={"step": name, "stack": task_stack(task)},
+            )
+            task.cancel()
+        elif not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("shutdown: %s failed: %s", name, exc, extra={"step": name, "error": repr(exc)})
+
+    def finished(self) -> None:
+        """The last line a service logs."""
+        took = round(time.monotonic() - self.started, 2)
+        log.info("stopped", extra={"close_s": took, "abandoned": self.abandoned})
 
 
 def freeze_startup_heap() -> None:
@@ -216,7 +275,8 @@ class Dependencies:
     async def probe_once(self) -> None:
         for name, probe in self.probes.items():
             try:
-                await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    await probe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -150,7 +150,9 @@ async def test_postgres_away_for_30s_the_services_stay_up_not_serving_and_end_ex
         codes = services.stop()
         if postgres.is_running():
             postgres.stop()
-    assert codes == {"ingestion": 0, "metrics": 0, "api": 0}
+    assert codes == {"ingestion": 0, "metrics": 0, "api": 0}, {
+        n: services.log_tail(n, 40) for n, code in codes.items() if code != 0
+    }
     for name in ("metrics", "api"):
         went, loud = _outage_lines(services, name, "Postgres")
         assert went == 1, f"{name} said {went} times that Postgres went away"
@@ -190,7 +192,9 @@ async def test_kafka_away_for_30s_every_service_reports_not_serving_then_recover
         codes = services.stop()
         if broker.is_running():
             broker.stop()
-    assert codes == {"ingestion": 0, "metrics": 0, "api": 0}
+    assert codes == {"ingestion": 0, "metrics": 0, "api": 0}, {
+        n: services.log_tail(n, 40) for n, code in codes.items() if code != 0
+    }
     for name in ("ingestion", "metrics", "api"):
         went, loud = _outage_lines(services, name, "Kafka")
         assert went == 1, f"{name} said {went} times that Kafka went away"

@@ -1,11 +1,16 @@
-"""SIGTERM, as Kubernetes sends it: the API turns NOT_SERVING, lets every call in flight finish, exits 0."""
+"""SIGTERM, as Kubernetes sends it: the API turns NOT_SERVING, lets every call in flight finish, closes its
+clients within the shutdown budget and exits 0. SIGUSR1 logs where each task waits, and changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -42,6 +47,9 @@ async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
     services.start(("api",))
     try:
         await services.wait_healthy(timeout=60)
+        services.procs["api"].send_signal(signal.SIGUSR1)
+        stacks = await _until_logged(tmp_path / "api.log", lambda line: "stack" in line and "task" in line)
+        assert any("Stack for" in line["stack"] for line in stacks), stacks[:3]
         async with AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN) as api:
             stub = api.metrics
             request = metrics_pb2.GetRollOffRequest(
@@ -58,8 +66,32 @@ async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
         assert not failed, f"{len(failed)} of {CALLS} calls failed: {failed[0]!r}"
         code = await asyncio.to_thread(services.procs["api"].wait, 30)
         assert code == 0, services.log_tail("api")
+        [stopped] = _lines(tmp_path / "api.log", lambda line: line.get("msg") == "stopped")
+        assert stopped["abandoned"] == [], stopped  # every client closed within the budget
     finally:
         services.stop()
         conn = await asyncpg.connect(postgres_dsn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+def _lines(path: Path, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    found = []
+    for text in path.read_text(errors="replace").splitlines():
+        try:
+            line = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and wanted(line):
+            found.append(line)
+    return found
+
+
+async def _until_logged(
+    path: Path, wanted: Callable[[dict[str, Any]], bool], timeout: float = 10
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while not (found := _lines(path, wanted)):
+        assert time.monotonic() < deadline, f"not logged in {timeout}s: see {path}"
+        await asyncio.sleep(0.1)
+    return found

@@ -2,10 +2,11 @@
 
 import asyncio
 import logging
+import time
 
 import pytest
 
-from cancelguard.runtime import Dependencies, OutageTooLong
+from cancelguard.runtime import Dependencies, OutageTooLong, Shutdown
 
 
 async def test_health_follows_the_dependencies_and_each_outage_is_said_once(
@@ -64,6 +65,29 @@ async def test_probes_turn_health_without_any_call() -> None:
     assert health == [True, False, True]
 
 
+async def test_stop_ends_the_probes_when_it_comes_as_a_probe_returns() -> None:
+    """SIGTERM may arrive just as a probe answers. On Python 3.11, a task cancelled while the
+    `asyncio.wait_for` it awaits has just finished goes on as if not cancelled (cpython gh-86296): a probe
+    loop built on it never ended, and a service hung on SIGTERM until it was killed."""
+
+    async def ignore(serving: bool) -> None:
+        pass
+
+    stopping: list[asyncio.Task[None]] = []
+
+    async def probe() -> None:
+        if not stopping:  # the stop's first step runs before the probe's caller resumes
+            stopping.append(asyncio.get_running_loop().create_task(deps.stop()))
+
+    deps = Dependencies({"Kafka": probe}, ignore, outage_limit_s=60, interval_s=0.01)
+    deps.start()
+    async with asyncio.timeout(5):
+        while not stopping:
+            await asyncio.sleep(0.01)
+    done, _ = await asyncio.wait(stopping, timeout=5)
+    assert done, "Dependencies.stop() did not end: the probe loop swallowed its cancellation"
+
+
 def test_migration_versions_are_unique() -> None:
     """Two branches may each add "the next" migration; their numbers must not clash."""
     from cancelguard import db
@@ -90,3 +114,74 @@ async def test_liveness_is_serving_while_the_dependencies_are_not() -> None:
         assert await health_status(address, service=LIVENESS) == SERVING
     finally:
         await server.stop(0)
+
+
+async def _stuck_forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_a_shutdown_step_that_never_ends_is_abandoned_by_name_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "cancelguard.runtime")
+    ran: list[str] = []
+
+    async def closes() -> None:
+        ran.append("closed")
+
+    shutdown = Shutdown(budget_s=0.3, least_s=0.05)
+    await shutdown.step("the stuck client", _stuck_forever())
+    await shutdown.step("the next client", closes())
+    shutdown.finished()
+    assert ran == ["closed"]
+    assert shutdown.abandoned == ["the stuck client"]
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "the stuck client did not finish" in warning.getMessage()
+    assert "_stuck_forever" in warning.stack  # type: ignore[attr-defined]  # where it waited
+
+
+async def test_steps_share_one_budget_even_when_a_step_ignores_cancellation() -> None:
+    """Two slow steps end within the budget, not twice it; a client that swallows its cancellation (as
+    `asyncio.wait_for` can on 3.11) cannot hold the shutdown either."""
+    release = asyncio.Event()
+
+    async def deaf() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue  # ignores being cancelled
+
+    shutdown = Shutdown(budget_s=0.4, least_s=0.05)
+
+    async def close_both() -> None:
+        await shutdown.step("a deaf client", deaf())
+        await shutdown.step("a stuck client", _stuck_forever())
+
+    started = time.monotonic()
+    done, _ = await asyncio.wait({asyncio.ensure_future(close_both())}, timeout=5)
+    took = time.monotonic() - started
+    release.set()  # let the deaf one end, so the test leaves nothing behind
+    assert done, "the shutdown waited for a client that ignores cancellation"
+    assert took < 0.4 + 0.05 + 0.3, took
+    assert shutdown.abandoned == ["a deaf client", "a stuck client"]
+
+
+async def test_a_failing_shutdown_step_is_logged_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "cancelguard.runtime")
+
+    async def fails() -> None:
+        raise ConnectionResetError("the broker hung up")
+
+    ran: list[str] = []
+
+    async def closes() -> None:
+        ran.append("closed")
+
+    shutdown = Shutdown(budget_s=1.0)
+    await shutdown.step("the producer", fails())
+    await shutdown.step("the pool", closes())
+    assert ran == ["closed"] and shutdown.abandoned == []
+    assert any("the producer failed: the broker hung up" in r.getMessage() for r in caplog.records)

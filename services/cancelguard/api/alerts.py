@@ -137,13 +137,16 @@ class AlertWatchers:
         self.running += 1
         try:
             try:
-                await asyncio.wait_for(consumer.start(), STOP_TIMEOUT_S)
-                found = await asyncio.wait_for(partitions_of(self.bootstrap, self.topic), STOP_TIMEOUT_S)
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    await consumer.start()
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    found = await partitions_of(self.bootstrap, self.topic)
                 partitions = [TopicPartition(self.topic, p) for p in found]
                 if not partitions:  # the metrics service creates the topic; until then nothing comes
                     raise errors.EVENTS_UNAVAILABLE
                 consumer.assign(partitions)
-                ends = await asyncio.wait_for(consumer.end_offsets(partitions), STOP_TIMEOUT_S)
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    ends = await consumer.end_offsets(partitions)
             except Exception as exc:  # Kafka away: the client retries (UNAVAILABLE)
                 raise errors.EVENTS_UNAVAILABLE from exc
             position = {tp.partition: ends[tp] for tp in partitions} if resumed is None else dict(resumed)
@@ -187,7 +190,8 @@ class AlertWatchers:
             raise errors.SHUTTING_DOWN
         finally:
             self.running -= 1
-            await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await consumer.stop()
 
     def _resumed(self, resume_token: str, query: dict[str, str]) -> tuple[dict[int, int] | None, list[str]]:
         """The positions a token holds, and the digests of the latest alerts sent before it."""

@@ -219,9 +219,11 @@ class Listener:
                 self.connected.set()
                 delay = 0.25
                 while not lost.is_set():
-                    await asyncio.wait_for(conn.execute(f"NOTIFY {CHANNEL}, 'h'"), ALIVE_S)
+                    async with asyncio.timeout(ALIVE_S):
+                        await conn.execute(f"NOTIFY {CHANNEL}, 'h'")
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), HEARTBEAT_S)
+                        async with asyncio.timeout(HEARTBEAT_S):
+                            await lost.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Postgres away: the cache is off until we are back

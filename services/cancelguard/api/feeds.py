@@ -110,7 +110,8 @@ class FeedSubmitter:
         self._stopping.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+                async with asyncio.timeout(grace_s):
+                    await asyncio.shield(self._task)
             except TimeoutError:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
@@ -125,7 +126,8 @@ class FeedSubmitter:
             except Exception as exc:  # Postgres away: health says so; try again
                 log.debug("feed submitter: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._stopping.wait()
 
     async def run_once(self) -> int:
         """Take the due feeds and move each one step; returns how many there were."""

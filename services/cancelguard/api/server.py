@@ -45,6 +45,7 @@ from cancelguard.runtime import (
     NOT_SERVING,
     SERVING,
     Dependencies,
+    Shutdown,
     StartupError,
     connect_with_retry,
     freeze_startup_heap,
@@ -264,13 +265,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await api.server.stop(left)
         if not drained:
             log.warning("calls still running at the end of the grace period were cancelled")
-        await api.writes.stop()
+        shutdown = Shutdown()
+        await shutdown.step("the write sweeper", api.writes.stop())
         if api.feeds is not None:
-            await api.feeds.stop()
-        await listener.stop()
-        await callers.stop()
-        if producer_started:
-            await kafka.stop_producer(producer)
-        await kafka_probe.close()
-        await asyncio.wait_for(pool.close(), 10)
-        log.info("stopped")
+            await shutdown.step("the feed submitter", api.feeds.stop())
+        await shutdown.step("the cache listener", listener.stop())
+        await shutdown.step("the credentials reloader", callers.stop())
+        await kafka.close_clients(shutdown, None, producer if producer_started else None, kafka_probe)
+        await shutdown.step("the Postgres pool", pool.close())
+        shutdown.finished()

@@ -125,7 +125,8 @@ class InFlight:
             self._changed.clear()
             wait = min(deadline - now, self.QUIET_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
 
 
 class Telemetry:

@@ -125,10 +125,10 @@ class Writes:
     ) -> None:
         limit = SEND_TIMEOUT_S if timeout is None else min(timeout, SEND_TIMEOUT_S)
         try:
-            sent = await asyncio.wait_for(
-                self.producer.send(self.topic, event, key=partition_key.encode()), limit
-            )
-            await asyncio.wait_for(sent, limit)
+            async with asyncio.timeout(limit):
+                sent = await self.producer.send(self.topic, event, key=partition_key.encode())
+            async with asyncio.timeout(limit):
+                await sent
         except (KafkaError, TimeoutError) as exc:
             log.warning(
                 "event not sent yet (the sweeper or a retry sends it)", extra={"error": str(exc)[:200]}

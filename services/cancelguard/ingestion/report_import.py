@@ -202,12 +202,14 @@ async def _publish(
         else:
             await reject(record)
         if len(in_flight) >= MAX_IN_FLIGHT:
-            await asyncio.wait_for(asyncio.gather(*in_flight), kafka.SEND_TIMEOUT_S)
+            async with asyncio.timeout(kafka.SEND_TIMEOUT_S):
+                await asyncio.gather(*in_flight)
             in_flight.clear()
         if time.monotonic() - last_report >= 0.2:
             last_report = time.monotonic()
             report(reader.rows_read)
-    await asyncio.wait_for(asyncio.gather(*in_flight), kafka.SEND_TIMEOUT_S)
+    async with asyncio.timeout(kafka.SEND_TIMEOUT_S):
+        await asyncio.gather(*in_flight)
     report(reader.rows_read)
 
 

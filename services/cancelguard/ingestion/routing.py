@@ -203,7 +203,8 @@ class Sender:
         for delay in backoff_delays():
             try:
                 futures = await self._send(outgoing)
-                await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
+                async with asyncio.timeout(kafka.SEND_TIMEOUT_S):
+                    await asyncio.gather(*futures)
             except (KafkaError, TimeoutError) as exc:
                 await self.dependencies.down(KAFKA, exc)
                 self.dependencies.check_limit()

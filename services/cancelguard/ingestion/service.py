@@ -34,7 +34,7 @@ from cancelguard.domain.bounds import Reason
 from cancelguard.domain.model import InvalidInput, OrderEvent
 from cancelguard.ingestion.adapters import buyer_messages, order_change
 from cancelguard.ingestion.routing import KAFKA, Outgoing, Route, Sender, checked
-from cancelguard.runtime import Dependencies, HealthServer
+from cancelguard.runtime import Dependencies, HealthServer, Shutdown
 
 log = logging.getLogger("cancelguard.ingestion")
 
@@ -140,9 +140,12 @@ class IngestionService:
             log.info("ingesting", extra={"topics": list(self.sources), "publishes_to": s.order_events_topic})
             await self._ingest(stop)
         finally:
-            await self.dependencies.stop()
-            await self.health.set(False)
-            await self._close()
+            shutdown = Shutdown()
+            await shutdown.step("the dependency probes", self.dependencies.stop())
+            await shutdown.step("health NOT_SERVING", self.health.set(False))
+            await kafka.close_clients(shutdown, self.consumer, self.producer, self.kafka_probe)
+            await shutdown.step("the health server", self.health.stop(self.settings.shutdown_grace_s))
+            shutdown.finished()
 
     def route(self, record: ConsumerRecord, now: datetime) -> Outgoing | None:
         """What one raw record becomes: an event, nothing, or a dead letter. Never raises. Counted in
@@ -250,12 +253,3 @@ class IngestionService:
             old, self.settings.kafka_bootstrap, client_id=CLIENT_ID, max_batch_size=BATCH_BYTES
         )
         return self.producer
-
-    async def _close(self) -> None:
-        try:
-            await asyncio.wait_for(self.consumer.stop(), kafka.STOP_TIMEOUT_S)
-        except (TimeoutError, KafkaError) as exc:
-            log.warning("consumer did not stop cleanly: %s", exc)
-        await kafka.stop_producer(self.producer)
-        await self.kafka_probe.close()
-        await self.health.stop(self.settings.shutdown_grace_s)

@@ -79,7 +79,8 @@ class OutboxPublisher:
             await self.producer.send(self.topic, value=r["payload"], key=r["partition_key"].encode())
             for r in rows
         ]
-        await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
+        async with asyncio.timeout(kafka.SEND_TIMEOUT_S):
+            await asyncio.gather(*futures)
         faults.reached(faults.ALERTS_PUBLISHED)
         await self.store.mark_sent(conn, [r["id"] for r in rows])
         for r in rows:
@@ -112,4 +113,5 @@ class OutboxPublisher:
                             seen.add(alert_id)
             return seen
         finally:
-            await asyncio.wait_for(consumer.stop(), kafka.STOP_TIMEOUT_S)
+            async with asyncio.timeout(kafka.STOP_TIMEOUT_S):
+                await consumer.stop()

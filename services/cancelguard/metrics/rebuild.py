@@ -107,8 +107,10 @@ async def rebuild(
         log.info("switched", extra={"generation": generation, "retired": active.generation})
         return generation
     finally:
-        await asyncio.wait_for(consumer.stop(), kafka.STOP_TIMEOUT_S)
-        await asyncio.wait_for(pool.close(), 10)
+        async with asyncio.timeout(kafka.STOP_TIMEOUT_S):
+            await consumer.stop()
+        async with asyncio.timeout(10):
+            await pool.close()
 
 
 async def _catch_up(

@@ -44,6 +44,7 @@ from cancelguard.metrics.store import AlertOptions, BatchResult, PartitionBatch,
 from cancelguard.runtime import (
     Dependencies,
     HealthServer,
+    Shutdown,
     backoff_delays,
     connect_with_retry,
     freeze_startup_heap,
@@ -216,7 +217,8 @@ class MetricsService:
                         reader.result()  # raises what stopped it
                         break
                     try:
-                        decoded = await asyncio.wait_for(ready.get(), s.batch_timeout_ms / 1000)
+                        async with asyncio.timeout(s.batch_timeout_ms / 1000):
+                            decoded = await ready.get()
                     except TimeoutError:
                         decoded = None
                     if decoded is not None:
@@ -227,12 +229,16 @@ class MetricsService:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
         finally:
+            shutdown = Shutdown()
             if self.dependencies is not None:
-                await self.dependencies.stop()
-            await self.health.set(False)
-            await self._close()
+                await shutdown.step("the dependency probes", self.dependencies.stop())
+            await shutdown.step("health NOT_SERVING", self.health.set(False))
+            await shutdown.step("the lag offsets' commit", self._commit_lag_offsets())
+            await kafka.close_clients(shutdown, self.consumer, self.producer, self.kafka_probe)
+            await shutdown.step("the health server", self.health.stop(self.settings.shutdown_grace_s))
             if pool is not None:
-                await asyncio.wait_for(pool.close(), 10)
+                await shutdown.step("the Postgres pool", pool.close())
+            shutdown.finished()
 
     async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         assert self.store is not None
@@ -316,7 +322,8 @@ class MetricsService:
         try:
             # bounded: while the group's coordinator moves, a commit may retry for minutes, and it must
             # hold up neither the batches nor a shutdown for a figure that only monitoring reads
-            await asyncio.wait_for(self.consumer.commit(dict(self._lag_offsets)), kafka.STOP_TIMEOUT_S)
+            async with asyncio.timeout(kafka.STOP_TIMEOUT_S):
+                await self.consumer.commit(dict(self._lag_offsets))
             self._lag_offsets.clear()
         except (KafkaError, TimeoutError) as exc:
             log.info("kafka offset commit skipped: %s", exc)
@@ -435,7 +442,8 @@ class MetricsService:
         try:
             await self._renew_producer_if_broken()
             futures = [await kafka.send_dead_letter(self.producer, topic, letter) for letter in letters]
-            await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
+            async with asyncio.timeout(kafka.SEND_TIMEOUT_S):
+                await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
             raise _KafkaDown from exc
 
@@ -447,13 +455,3 @@ class MetricsService:
             if self.outbox is not None:
                 self.outbox.producer = self.producer
             self.renew_producer = False
-
-    async def _close(self) -> None:
-        await self._commit_lag_offsets()
-        try:
-            await asyncio.wait_for(self.consumer.stop(), kafka.STOP_TIMEOUT_S)
-        except (TimeoutError, KafkaError) as exc:
-            log.warning("consumer did not stop cleanly: %s", exc)
-        await kafka.stop_producer(self.producer)
-        await self.kafka_probe.close()
-        await self.health.stop(self.settings.shutdown_grace_s)

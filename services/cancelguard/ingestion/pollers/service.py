@@ -18,7 +18,6 @@ unacknowledged moves a cursor, so the next process re-reads from there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,7 +47,14 @@ from cancelguard.ingestion.pollers.enrichment import GROUP_ID, Enricher, Enrichm
 from cancelguard.ingestion.pollers.orders import OrdersPoller
 from cancelguard.ingestion.pollers.reports import ReportsPoller
 from cancelguard.ingestion.routing import KAFKA, Route, Sender
-from cancelguard.runtime import Dependencies, HealthServer, OutageTooLong, backoff_delays, connect_with_retry
+from cancelguard.runtime import (
+    Dependencies,
+    HealthServer,
+    OutageTooLong,
+    Shutdown,
+    backoff_delays,
+    connect_with_retry,
+)
 
 log = logging.getLogger("cancelguard.pollers")
 
@@ -174,19 +180,20 @@ class PollersService:
             tasks = self._start(stop)
             await self._supervise(tasks, stop)
         finally:
+            shutdown = Shutdown()
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await shutdown.step("the poll loops", asyncio.gather(*tasks, return_exceptions=True))
             if self.dependencies is not None:
-                await self.dependencies.stop()
-            await self.health.set(False)
+                await shutdown.step("the dependency probes", self.dependencies.stop())
+            await shutdown.step("health NOT_SERVING", self.health.set(False))
             if session is not None:
-                await session.close()
-            await self._close()
+                await shutdown.step("the HTTP session", session.close())
+            await kafka.close_clients(shutdown, self.consumer, self.producer, self.kafka_probe)
+            await shutdown.step("the health server", self.health.stop(self.settings.shutdown_grace_s))
             if pool is not None:
-                await pool.close()
+                await shutdown.step("the Postgres pool", pool.close())
+            shutdown.finished()
 
     def _build(self, pool: asyncpg.Pool, session: aiohttp.ClientSession, deps: Dependencies) -> None:
         s = self.settings
@@ -344,15 +351,6 @@ class PollersService:
         """After a failed send (see kafka.renew_producer); the one producer all loops share."""
         self.producer = await kafka.renew_producer(old, self.settings.kafka_bootstrap, client_id=CLIENT_ID)
         return self.producer
-
-    async def _close(self) -> None:
-        try:
-            await asyncio.wait_for(self.consumer.stop(), kafka.STOP_TIMEOUT_S)
-        except Exception as exc:  # a consumer of a dead broker may fail to stop in many ways
-            log.warning("consumer did not stop cleanly: %s", exc)
-        await kafka.stop_producer(self.producer)
-        await self.kafka_probe.close()
-        await self.health.stop(self.settings.shutdown_grace_s)
 
 
 def _step(

@@ -60,7 +60,8 @@ class SimulatorBridge:
                 await self.producer.send(topic, json.dumps(e).encode(), key=key_of(e).encode())
                 for e in entries
             ]
-            await asyncio.wait_for(asyncio.gather(*futures), kafka.SEND_TIMEOUT_S)
+            async with asyncio.timeout(kafka.SEND_TIMEOUT_S):
+                await asyncio.gather(*futures)
             self._after[log] = page["next"]
             sent += len(entries)
 
