@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import io
 import logging
 import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -90,13 +89,19 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
     stop.set()
 
 
-def task_stack(task: asyncio.Future[object]) -> str:
-    """Where a task is waiting now, innermost frame last (empty for a future that is not a task)."""
-    if not isinstance(task, asyncio.Task):
-        return ""
-    out = io.StringIO()
-    task.print_stack(limit=20, file=out)
-    return out.getvalue()
+def task_stack(task: asyncio.Future[object], depth: int = 30) -> str:
+    """Where a task waits: its coroutine and what each one awaits, one frame a line, innermost last
+    (empty for a future that is not a task). `Task.get_stack` gives only the outermost frame of a
+    suspended task, and `print_stack` fails on frames without a line number (gRPC's Cython ones)."""
+    lines: list[str] = []
+    step: Any = task.get_coro() if isinstance(task, asyncio.Task) else None
+    while step is not None and len(lines) < depth:
+        frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
+        if frame is None:
+            break
+        lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+    return "\n".join(lines)
 
 
 def log_task_stacks() -> None:
