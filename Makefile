@@ -71,9 +71,10 @@ test-e2e: setup kafka ## end-to-end tests only (services as processes, through t
 soak: setup kafka ## the kill -9 test at full size: 20 SIGKILLs while the metrics service applies 1,000,000 events
 	CANCELGUARD_SOAK_EVENTS=1000000 CANCELGUARD_SOAK_KILLS=20 $(BIN)/pytest tests/e2e/test_kill.py -o timeout=3600
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff and mypy (the package, then the benchmarks, which import it)
 	$(BIN)/ruff check services tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 classifier-report: setup ## precision and recall of the buyer-message classifier on the labelled sets
 	$(BIN)/python bench/classifier_report.py

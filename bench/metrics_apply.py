@@ -472,7 +472,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="cancelguard-bench-"))
     work.chmod(0o755)  # Postgres runs unprivileged when we are root: it must enter this directory
-    started = []
+    started: list[LocalKafka | LocalPostgres] = []
     try:
         bootstrap = args.kafka
         if not bootstrap:
