@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -85,6 +87,19 @@ class ServiceProcesses:
     def log_tail(self, name: str, lines: int = 15) -> str:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def log_records(self, name: str) -> list[dict[str, Any]]:
+        """A service's JSON log lines, parsed (what is not one, such as a crash's raw output, is left out)."""
+        path = self.log_dir / f"{name}.log"
+        records = []
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else ():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     async def wait_healthy(self, timeout: float = 90.0) -> None:
         """Until every started service says SERVING."""

@@ -8,7 +8,6 @@ Kafka broker or Postgres server (local processes on free ports), since it stops 
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 import time
@@ -99,11 +98,7 @@ def _outage_lines(services: ServiceProcesses, name: str, dependency: str) -> tup
     Our own: a client library's lines vary with what it was doing when the broker went (its repeats
     are limited by `runtime.RepeatFilter`); what must not grow with the outage's length is ours."""
     went, loud = 0, 0
-    for line in (services.log_dir / f"{name}.log").read_text(errors="replace").splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
+    for doc in services.log_records(name):
         if doc.get("level") in ("warning", "error") and doc.get("logger", "").startswith("cancelguard"):
             loud += 1
             went += doc.get("msg", "").startswith(f"{dependency} is unreachable")

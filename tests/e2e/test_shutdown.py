@@ -4,7 +4,6 @@ clients within the shutdown budget and exits 0. SIGUSR1 logs where each task wai
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
 import uuid
@@ -48,7 +47,7 @@ async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
     try:
         await services.wait_healthy(timeout=60)
         services.procs["api"].send_signal(signal.SIGUSR1)
-        stacks = await _until_logged(tmp_path / "api.log", lambda line: "stack" in line and "task" in line)
+        stacks = await _until_logged(services, "api", lambda line: "stack" in line and "task" in line)
         assert any(" in serve" in line["stack"] for line in stacks), stacks[:3]  # the API's main task
         async with AsyncClient(f"127.0.0.1:{settings.api_port}", token=DEMO_TOKEN) as api:
             stub = api.metrics
@@ -66,7 +65,7 @@ async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
         assert not failed, f"{len(failed)} of {CALLS} calls failed: {failed[0]!r}"
         code = await asyncio.to_thread(services.procs["api"].wait, 30)
         assert code == 0, services.log_tail("api")
-        [stopped] = _lines(tmp_path / "api.log", lambda line: line.get("msg") == "stopped")
+        [stopped] = [r for r in services.log_records("api") if r.get("msg") == "stopped"]
         assert stopped["abandoned"] == [], stopped  # every client closed within the budget
     finally:
         services.stop()
@@ -75,23 +74,11 @@ async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
         await conn.close()
 
 
-def _lines(path: Path, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-    found = []
-    for text in path.read_text(errors="replace").splitlines():
-        try:
-            line = json.loads(text)
-        except ValueError:
-            continue
-        if isinstance(line, dict) and wanted(line):
-            found.append(line)
-    return found
-
-
 async def _until_logged(
-    path: Path, wanted: Callable[[dict[str, Any]], bool], timeout: float = 10
+    services: ServiceProcesses, name: str, wanted: Callable[[dict[str, Any]], bool], timeout: float = 10
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
-    while not (found := _lines(path, wanted)):
-        assert time.monotonic() < deadline, f"not logged in {timeout}s: see {path}"
+    while not (found := [r for r in services.log_records(name) if wanted(r)]):
+        assert time.monotonic() < deadline, f"not logged in {timeout}s: see {services.log_dir / name}.log"
         await asyncio.sleep(0.1)
     return found
