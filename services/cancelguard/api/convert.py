@@ -180,12 +180,25 @@ def amazon_message(figure: AmazonFigure) -> metrics_pb2.AmazonFigure:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def timestamp_bytes(dt: datetime) -> bytes:
-    """A google.protobuf.Timestamp, serialized (seconds: field 1, nanos: field 2), without building one."""
-    micros = (dt - _EPOCH) // _MICROSECOND
-    seconds, rest = divmod(micros, 1_000_000)
-    out = b"\x08" + _varint(seconds) if seconds else b""
-    return out + (b"\x10" + _varint(rest * 1000) if rest else b"")
+def epoch_ns(dt: datetime) -> int:
+    """`dt` in nanoseconds since the epoch (to the microsecond, as datetimes are)."""
+    return (dt - _EPOCH) // _MICROSECOND * 1000
+
+
+def from_epoch_ns(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+# Only its computed_at is ever set. One message reused: setting two numbers and serializing is cheaper
+# than building a Timestamp and embedding it, and the API sets it from its one event loop.
+_RATE_TAIL = metrics_pb2.CancellationRate()
+
+
+def rate_computed_at(at_ns: int) -> bytes:
+    """A CancellationRate's computed_at alone, serialized: appended to the bytes of a rate without it, the
+    message with it (wire format; the other fields come first)."""
+    _RATE_TAIL.computed_at.seconds, _RATE_TAIL.computed_at.nanos = divmod(at_ns, 1_000_000_000)
+    return _RATE_TAIL.SerializeToString()
 
 
 _MICROSECOND = timedelta(microseconds=1)

@@ -110,6 +110,15 @@ def not_allowed(seller_account: str) -> ApiError:
     )
 
 
+def overloaded(limit: int) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "OVERLOADED",
+        f"this server is handling its limit of {limit} calls at once; retry with backoff",
+        metadata={"limit": str(limit)},
+    )
+
+
 STORE_UNAVAILABLE = ApiError(
     grpc.StatusCode.UNAVAILABLE,
     "STORE_UNAVAILABLE",

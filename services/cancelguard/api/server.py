@@ -7,7 +7,8 @@ On SIGTERM it turns NOT_SERVING at once (so Kubernetes stops routing to it), tel
 
 Every RPC of the two services needs a caller's bearer token (`api.auth`); health and reflection do not.
 TLS, and mutual TLS, are on when the certificate settings are given. Beyond `api_max_concurrent_rpcs`
-calls at once, new ones are refused with RESOURCE_EXHAUSTED at once (load shedding) instead of queueing.
+calls at once, new ones are refused with RESOURCE_EXHAUSTED at once (load shedding) instead of queueing;
+health and reflection are never refused (`wiring.InFlight`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from cancelguard.api.records import Records
 from cancelguard.api.servicers import MetricsService, OrderService
 from cancelguard.api.validation import PageTokens
 from cancelguard.api.watch import Watchers
-from cancelguard.api.wiring import Gate, InFlight, add_service
+from cancelguard.api.wiring import Gate, InFlight, add_services
 from cancelguard.api.writes import Writes
 from cancelguard.config import Settings
 from cancelguard.metrics.store import Store
@@ -94,10 +95,8 @@ def build_server(
     accounts: Accounts | None = None,
 ) -> ApiServer:
     """`accounts`: the seller accounts whose cancel feeds the API submits (None: it submits none)."""
-    server = grpc.aio.server(
-        maximum_concurrent_rpcs=settings.api_max_concurrent_rpcs, options=CHANNEL_OPTIONS
-    )
-    in_flight = InFlight()
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    in_flight = InFlight(limit=settings.api_max_concurrent_rpcs)
     store = Store(pool, settings.policies)
     cache = ReadCache(max_entries=settings.api_cache_entries)
     reads = Reads(store, cache)
@@ -124,8 +123,7 @@ def build_server(
             ),
         ),
     )
-    for service, servicer in zip(SERVICES, servicers, strict=True):
-        add_service(server, service, servicer, gate)
+    add_services(server, zip(SERVICES, servicers, strict=True), gate)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, _GenericOnly(server))
     names = (

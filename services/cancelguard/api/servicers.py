@@ -8,6 +8,7 @@ wiring's (`api.wiring`), for every method alike.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -663,8 +664,8 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        now = datetime.now(UTC)
-        computed_at = convert.embedded(12, convert.timestamp_bytes(now))  # field 12, after the rest
+        now_ns = time.time_ns()
+        computed_at = convert.rate_computed_at(now_ns)
         # The answer as of now, held with the account's figures in the read cache (so dropped with them,
         # and by a generation switch) until its window moves: the request was answered before, so it
         # was valid, and the caller was just allowed the seller.
@@ -673,8 +674,9 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         current = not request.HasField("as_of")
         if current:
             held = self.reads.cache.rate(account, answer_key)
-            if held is not None and now < held[1]:
+            if held is not None and now_ns < held[1]:
                 return held[0] + computed_at
+        now = convert.from_epoch_ns(now_ns)
         token = self.reads.cache.token()
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
@@ -692,7 +694,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
                 self._rate_messages.clear()
             message = self._rate_messages[key] = built.SerializeToString()
         if current:
-            moves_at = window_moves_at(window.kind, now)
+            moves_at = convert.epoch_ns(window_moves_at(window.kind, now))
             self.reads.cache.put_rate(account, answer_key, (message, moves_at), token)
         return message + computed_at
 

@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import BytesValue
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,14 +17,25 @@ def test_an_embedded_field_is_what_protobuf_writes(payload: bytes) -> None:
     assert convert.embedded(1, payload) == BytesValue(value=payload).SerializeToString()
 
 
+@given(st.integers(min_value=0, max_value=253_402_300_799_999_999_999))  # 1970 to the end of 9999
+def test_computed_at_appended_to_a_rate_is_the_rate_with_it(at_ns: int) -> None:
+    rest = metrics_pb2.CancellationRate(seller_account="A1", total_orders=7, rate=0.5)
+    expected = metrics_pb2.CancellationRate()
+    expected.CopyFrom(rest)
+    expected.computed_at.seconds, expected.computed_at.nanos = divmod(at_ns, 1_000_000_000)
+    assert rest.SerializeToString() + convert.rate_computed_at(at_ns) == expected.SerializeToString()
+    # the tail holds nothing of an earlier call
+    assert metrics_pb2.CancellationRate.FromString(convert.rate_computed_at(at_ns)) == (
+        metrics_pb2.CancellationRate(computed_at=expected.computed_at)
+    )
+
+
 @given(TIMES)
-def test_timestamp_bytes_are_a_serialized_timestamp(dt: datetime) -> None:
-    expected = Timestamp()
-    expected.FromDatetime(dt)
-    assert convert.timestamp_bytes(dt) == expected.SerializeToString()
-    # the rate's computed_at (field 12), appended to a cached rate message
-    rate = metrics_pb2.CancellationRate(computed_at=expected)
-    assert convert.embedded(12, convert.timestamp_bytes(dt)) == rate.SerializeToString()
+def test_epoch_nanoseconds_go_both_ways(dt: datetime) -> None:
+    since = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    micros = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+    assert convert.epoch_ns(dt) == micros * 1000
+    assert convert.from_epoch_ns(convert.epoch_ns(dt)) == dt
 
 
 def test_a_page_made_of_cached_orders_parses_as_the_response() -> None:

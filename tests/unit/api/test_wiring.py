@@ -11,7 +11,7 @@ import pytest
 
 from cancelguard.api.auth import CallerRegistry, parse_callers
 from cancelguard.api.server import SERVICES
-from cancelguard.api.wiring import Gate, InFlight, add_service, current_call
+from cancelguard.api.wiring import Gate, InFlight, add_services, current_call
 from cancelguard.demo_credentials import callers_toml
 from cancelguard.v1 import metrics_pb2
 
@@ -54,7 +54,7 @@ def generic_handler() -> grpc.GenericRpcHandler:
     registry = CallerRegistry(None)
     registry.callers = parse_callers(callers_toml({"oms": ("tok-oms", ["S1"]), "wms": ("tok-wms", ["S1"])}))
     server = Server()
-    add_service(server, SERVICE, Servicer(), Gate(registry, InFlight()))  # type: ignore[arg-type]
+    add_services(server, [(SERVICE, Servicer())], Gate(registry, InFlight(limit=100)))  # type: ignore[arg-type]
     [handler] = server.handlers
     return handler
 
@@ -98,3 +98,61 @@ def test_a_path_of_another_service_or_method_is_not_ours() -> None:
     service = generic_handler()
     assert service.service(Details(f"/{SERVICE.full_name}/NoSuchMethod", ())) is None
     assert service.service(Details("/grpc.health.v1.Health/Check", ())) is None
+
+
+def test_calls_beyond_the_limit_are_shed_at_once_and_health_still_answers() -> None:
+    """A real server on loopback: with its limit of calls in flight, a new call is refused with
+    RESOURCE_EXHAUSTED at once, health checks still answer, and once a call ends the next gets in."""
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_status import rpc_status
+
+    release, both_in = asyncio.Event(), asyncio.Event()
+    holding = 0
+
+    class Holding:
+        def __getattr__(self, name: str) -> Any:
+            async def behavior(request: Any, context: Any) -> metrics_pb2.CancellationRate:
+                nonlocal holding
+                holding += 1
+                if holding == 2:
+                    both_in.set()
+                await release.wait()
+                return metrics_pb2.CancellationRate(seller_account="S1")
+
+            return behavior
+
+    async def run() -> None:
+        registry = CallerRegistry(None)
+        registry.callers = parse_callers(callers_toml({"oms": ("tok-oms", ["S1"])}))
+        server = grpc.aio.server()
+        add_services(server, [(SERVICE, Holding())], Gate(registry, InFlight(limit=2)))
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                rate = channel.unary_unary(
+                    PATH,
+                    request_serializer=metrics_pb2.GetCancellationRateRequest.SerializeToString,
+                    response_deserializer=metrics_pb2.CancellationRate.FromString,
+                )
+                request = metrics_pb2.GetCancellationRateRequest(seller_account="S1", marketplace_id="M")
+                metadata = (("authorization", "Bearer tok-oms"),)
+                held = [asyncio.ensure_future(rate(request, metadata=metadata, timeout=30)) for _ in range(2)]
+                await both_in.wait()  # both calls are in their handlers
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await rate(request, metadata=metadata, timeout=30)
+                assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                status = rpc_status.from_call(refused.value)
+                assert status is not None and "OVERLOADED" in str(status.details[0].value)
+                assert "retry with backoff" in (refused.value.details() or "")
+                check = health_pb2_grpc.HealthStub(channel).Check
+                answer = await check(health_pb2.HealthCheckRequest(), timeout=30)
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+                release.set()
+                assert [r.seller_account for r in await asyncio.gather(*held)] == ["S1", "S1"]
+                assert (await rate(request, metadata=metadata, timeout=30)).seller_account == "S1"
+        finally:
+            await server.stop(None)
+
+    asyncio.run(run())
