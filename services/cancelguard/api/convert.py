@@ -178,6 +178,7 @@ def amazon_message(figure: AmazonFigure) -> metrics_pb2.AmazonFigure:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def epoch_ns(dt: datetime) -> int:
@@ -201,7 +202,6 @@ def rate_computed_at(at_ns: int) -> bytes:
     return _RATE_TAIL.SerializeToString()
 
 
-_MICROSECOND = timedelta(microseconds=1)
 _ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 
 
@@ -213,7 +213,7 @@ def embedded(field_number: int, payload: bytes) -> bytes:
 
 def _varint(value: int) -> bytes:
     # one and two bytes without the loop: every tag and length here (a page pays them per order); longer
-    # ones (a timestamp's seconds and nanos) are as fast in the loop as by any bit-twiddling tried
+    # ones are as fast in the loop as by any bit-twiddling tried
     if value < 0x80:
         return _ONE_BYTE[value]
     if value < 0x4000:

@@ -189,7 +189,8 @@ class Gate:
         self._prefix = os.urandom(4).hex()  # request ids unique across processes and restarts
 
     def admit(self, request: Any, metadata: Metadata, method: str, checks_seller: bool) -> Call:
-        """The call, or ApiError: UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (undecodable)."""
+        """The call (counted in flight already), or ApiError: RESOURCE_EXHAUSTED (over the limit),
+        UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (undecodable)."""
         token = request_id = ""
         for key, value in metadata or ():
             if key == "authorization":
@@ -200,6 +201,8 @@ class Gate:
             request_id = f"{self._prefix}-{next(self._ids)}"
         fields = {"request_id": request_id, "method": method}  # this call's own: its log lines'
         logs.context.set(fields)
+        if self.in_flight.count > self.in_flight.limit:
+            raise self.in_flight.overloaded
         if not token:
             raise errors.NO_CREDENTIALS
         scheme, _, secret = token.partition(" ")
@@ -233,8 +236,6 @@ def _unary(gate: Gate, method: MethodDescriptor, behavior: Callable[..., Awaitab
         in_flight.started()
         code, caller = "OK", "-"
         try:
-            if in_flight.count > in_flight.limit:
-                raise in_flight.overloaded
             call = gate.admit(request, metadata, name, checks_seller)
             caller = call.caller.name
             return await behavior(request, context)
@@ -261,8 +262,6 @@ def _stream(gate: Gate, method: MethodDescriptor, behavior: Callable[..., AsyncI
         in_flight.started()
         code, caller = "OK", "-"
         try:
-            if in_flight.count > in_flight.limit:
-                raise in_flight.overloaded
             call = gate.admit(request, metadata, name, checks_seller)
             caller = call.caller.name
             async for response in behavior(request, context):
