@@ -16,7 +16,7 @@ KUSTOMIZE_VERSION := v5.7.1
 .DEFAULT_GOAL := help
 .PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e soak lint \
         classifier-report import-report-1gb bench-metrics bench-ingestion grpcurl buf buf-check buf-baseline ghz \
-        bench-api clean engine engine-stop base-image images compose-up compose-down kustomize deploy-tools \
+        bench-api bench-api-instr clean engine engine-stop base-image images compose-up compose-down kustomize deploy-tools \
         test-deploy _images _compose-up _deploy-checks
 
 help: ## list the targets
@@ -112,6 +112,10 @@ ghz: ## install ghz (gRPC load generator) into .local/bin (needs Go)
 
 bench-api: setup kafka ghz ## gRPC read RPCs vs an empty grpc.aio handler, interleaved, with ghz (not a test)
 	$(BIN)/python bench/api_reads.py
+
+bench-api-instr: setup kafka ghz ## the read RPCs' instructions per call vs the empty handler, under callgrind (not a test)
+	@command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind"; exit 1; }
+	$(BIN)/python bench/api_instr.py
 
 # --- containers and Kubernetes (deploy/) ------------------------------------------------------------
 # Images are built here, never pulled. Their names, for `make images`, the tests and Compose:

@@ -11,7 +11,9 @@ Not a test. On this machine, in one run:
    - GetCancellationRate and GetOrder (a random one of the 100,000) at full speed: QPS ratio;
    - the same at half the API's full speed: p99;
    - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
-   - ListCancellationRequests, a page of 100 open requests at 100,000 orders: p99, beside an empty
+   - GetCancellationRate from an empty handler that sends the API's own answer (its bytes, nothing
+     computed) instead of an empty message: what gRPC costs to carry that answer, a floor for the API;
+   - ListCancellationRequests, a page of 100 open requests at 100,000 orders: p99, beside the same
      handler sending that page's bytes (what gRPC and ghz cost to carry a page of that size).
 The last line: `rate/empty ratio R, p99 at half load P ms` (GetCancellationRate).
 """
@@ -19,6 +21,7 @@ The last line: `rate/empty ratio R, p99 at half load P ms` (GetCancellationRate)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -28,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -163,8 +167,10 @@ def ghz(
     *,
     rate: int = 0,
     seconds: int = ROUND_S,
+    calls: int = 0,
     concurrency: int = CONCURRENCY,
 ) -> dict[str, Any]:
+    """ghz's figures: for `seconds`, or until `calls` calls are answered when given."""
     args = [
         str(GHZ),
         "--insecure",
@@ -178,8 +184,7 @@ def ghz(
         json.dumps({"authorization": f"Bearer {token}"}),
         "-c",
         str(concurrency),
-        "-z",
-        f"{seconds}s",
+        *(("-n", str(calls)) if calls else ("-z", f"{seconds}s")),
         "--format",
         "json",
         "--connections",
@@ -187,7 +192,8 @@ def ghz(
     ]
     if rate:
         args += ["-r", str(rate)]
-    out = subprocess.run([*args, address], capture_output=True, text=True, timeout=seconds + 60)
+    timeout = 3600 if calls else seconds + 60
+    out = subprocess.run([*args, address], capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise SystemExit(f"ghz failed: {out.stderr[-2000:]}")
     report = json.loads(out.stdout)
@@ -199,21 +205,50 @@ def ghz(
     return {"qps": report["rps"], "p99_ms": p99 / 1e6, "p50_ms": _pct(report, 50)}
 
 
-def first_page(address: str, token: str) -> bytes:
-    """The first page of 100 open requests as the API sends it (serialized)."""
-    from cancelguard.v1 import orders_pb2
-
-    request = orders_pb2.ListCancellationRequestsRequest(
-        seller_account=SELLER, marketplace_id=MKT, page_size=100
-    )
+def answer(address: str, token: str, method: str, request: Any) -> bytes:
+    """The API's answer to `request` (a call of `method`, as `Service/Method`), its bytes as they came."""
     with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary(
-            "/cancelguard.v1.OrderService/ListCancellationRequests",
-            request_serializer=orders_pb2.ListCancellationRequestsRequest.SerializeToString,
+            f"/cancelguard.v1.{method}",
+            request_serializer=type(request).SerializeToString,
             response_deserializer=None,  # the bytes as they came
         )
-        page: bytes = call(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
-    return page
+        raw: bytes = call(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+    return raw
+
+
+def the_answers(api: str, token: str) -> dict[str, bytes]:
+    """The API's own answers to the reads measured, by method: an empty handler sending them as they are
+    shows what gRPC costs to carry them (a floor for the API)."""
+    from cancelguard.v1 import metrics_pb2, orders_pb2
+
+    live = metrics_pb2.WINDOW_KIND_LIVE
+    return {
+        "GetCancellationRate": answer(
+            api,
+            token,
+            "MetricsService/GetCancellationRate",
+            metrics_pb2.GetCancellationRateRequest(
+                seller_account=SELLER, marketplace_id=MKT, window_kind=live
+            ),
+        ),
+        "GetOrder": answer(
+            api,
+            token,
+            "OrderService/GetOrder",
+            orders_pb2.GetOrderRequest(
+                seller_account=SELLER, marketplace_id=MKT, amazon_order_id=order_id(1)
+            ),
+        ),
+        "ListCancellationRequests": answer(
+            api,
+            token,
+            "OrderService/ListCancellationRequests",
+            orders_pb2.ListCancellationRequestsRequest(
+                seller_account=SELLER, marketplace_id=MKT, page_size=100
+            ),
+        ),
+    }
 
 
 def _pct(report: dict[str, Any], pct: int) -> float:
@@ -235,14 +270,48 @@ async def wait_serving(address: str, timeout: float = 120) -> None:
         await asyncio.sleep(0.3)
 
 
-def main() -> int:
-    if not GHZ.exists():
-        print("ghz is missing: `make ghz` installs it (needs Go)", file=sys.stderr)
-        return 2
+@dataclass
+class Populated:
+    """Kafka and Postgres of the run's own, the orders written, a caller's credentials: what the servers
+    measured by a benchmark need. `start` runs a server as a process (`wrapper`: a command it runs under,
+    such as valgrind), stopped with the rest."""
+
+    work: Path
+    settings: Any  # cancelguard.config.Settings, with the API's port and the caller file
+    protoset: Path
+    token: str
+    procs: Processes
+
+    def start(self, args: list[str], log: str, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+        from cancelguard.processes import settings_env
+
+        return self.procs.start([*wrapper, *args], settings_env(self.settings), self.work / log)
+
+    def start_api(self, wrapper: tuple[str, ...] = ()) -> str:
+        self.start([sys.executable, "-m", "cancelguard", "serve", "api"], "api.log", wrapper)
+        return f"127.0.0.1:{self.settings.api_port}"
+
+    def start_empty(self, wrapper: tuple[str, ...] = (), answers: dict[str, bytes] | None = None) -> str:
+        """The empty handler (answering the bytes `answers` gives for a method's calls): its address."""
+        from cancelguard.localstack import find_free_port
+
+        port = find_free_port()
+        args = [sys.executable, str(ROOT / "bench" / "empty_server.py"), str(port)]
+        for method, raw in (answers or {}).items():
+            (self.work / f"{method}-{port}.bin").write_bytes(raw)
+            args.append(f"{method}={self.work / f'{method}-{port}.bin'}")
+        self.start(args, f"empty-{port}.log", wrapper)
+        return f"127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def populated(orders: int = BIG_ORDERS) -> Iterator[Populated]:
+    """Kafka and Postgres started, SMALL_ORDERS orders on one account and `orders` on another; everything
+    stopped and removed at the end."""
+    from cancelguard import db
     from cancelguard.config import Settings
     from cancelguard.demo_credentials import DEMO_TOKEN, callers_toml
     from cancelguard.localstack import KafkaDist, LocalKafka, LocalPostgres, find_free_port
-    from cancelguard.processes import settings_env
 
     work = Path(tempfile.mkdtemp(prefix="cancelguard-bench-"))
     work.chmod(0o755)  # Postgres runs unprivileged when we are root
@@ -255,16 +324,16 @@ def main() -> int:
     )
     postgres = LocalPostgres(work / "postgres", port=find_free_port(), say=say)
     procs = Processes()
+    # stopped by SIGTERM too, not only Ctrl-C: everything it started is stopped and removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         bootstrap, dsn = kafka.start(), postgres.start()
         schema = "bench"
-        from cancelguard import db
-
         asyncio.run(db.migrate(dsn=dsn, schema=schema))
         started = time.monotonic()
         offset = asyncio.run(populate(dsn, schema, SMALL, SMALL_ORDERS, 0))
-        asyncio.run(populate(dsn, schema, SELLER, BIG_ORDERS, offset))
-        say(f"populated {SMALL_ORDERS:,} + {BIG_ORDERS:,} orders in {time.monotonic() - started:.0f}s")
+        asyncio.run(populate(dsn, schema, SELLER, orders, offset))
+        say(f"populated {SMALL_ORDERS:,} + {orders:,} orders in {time.monotonic() - started:.0f}s")
         callers = work / "callers.toml"
         callers.write_text(callers_toml({"bench": (DEMO_TOKEN, [SELLER, SMALL])}))
         settings = Settings(
@@ -277,38 +346,12 @@ def main() -> int:
             api_callers_file=str(callers),
             log_level="WARNING",
         )
-        api = f"127.0.0.1:{settings.api_port}"
-        empty_port = find_free_port()
-        empty = f"127.0.0.1:{empty_port}"
-        procs.start(
-            [sys.executable, "-m", "cancelguard", "serve", "api"], settings_env(settings), work / "api.log"
-        )
-        procs.start(
-            [sys.executable, str(ROOT / "bench" / "empty_server.py"), str(empty_port)],
-            settings_env(settings),
-            work / "empty.log",
-        )
-        asyncio.run(wait_serving(api))
-        time.sleep(1)
-        files = protoset(work / "cancelguard.protoset")
-
-        def page_anchor(page: bytes) -> str:
-            """An empty handler sending `page` as every ListCancellationRequests answer: its address."""
-            (work / "page.bin").write_bytes(page)
-            port = find_free_port()
-            script = [
-                sys.executable,
-                str(ROOT / "bench" / "empty_server.py"),
-                str(port),
-                str(work / "page.bin"),
-            ]
-            procs.start(script, settings_env(settings), work / "empty-page.log")
-            address = f"127.0.0.1:{port}"
-            with grpc.insecure_channel(address) as channel:
-                grpc.channel_ready_future(channel).result(timeout=60)
-            return address
-
-        return measure(api, empty, files, DEMO_TOKEN, page_anchor)
+        yield Populated(work, settings, protoset(work / "cancelguard.protoset"), DEMO_TOKEN, procs)
+    except BaseException:
+        for log in sorted(work.glob("*.log")):  # the servers' own words, before the directory goes
+            say(f"--- the end of {log.name}:")
+            say("\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+        raise
     finally:
         procs.stop()
         for service in (kafka, postgres):
@@ -317,7 +360,26 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def measure(api: str, empty: str, files: Path, token: str, page_anchor: Callable[[bytes], str]) -> int:
+def main() -> int:
+    if not GHZ.exists():
+        print("ghz is missing: `make ghz` installs it (needs Go)", file=sys.stderr)
+        return 2
+    with populated() as run:
+        api, empty = run.start_api(), run.start_empty()
+        asyncio.run(wait_serving(api))
+        time.sleep(1)
+
+        def anchor(answers: dict[str, bytes]) -> str:
+            """An empty handler sending the `answers` bytes to those methods' calls: its address."""
+            address = run.start_empty(answers=answers)
+            with grpc.insecure_channel(address) as channel:
+                grpc.channel_ready_future(channel).result(timeout=60)
+            return address
+
+        return measure(api, empty, run.protoset, run.token, anchor)
+
+
+def measure(api: str, empty: str, files: Path, token: str, anchor: Callable[[dict[str, bytes]], str]) -> int:
     rate_call = "cancelguard.v1.MetricsService/GetCancellationRate"
     order_call = "cancelguard.v1.OrderService/GetOrder"
     list_call = "cancelguard.v1.OrderService/ListCancellationRequests"
@@ -347,14 +409,19 @@ def measure(api: str, empty: str, files: Path, token: str, page_anchor: Callable
     say(f"  in {time.monotonic() - started:.0f}s")
     for call, data in ((order_call, small_order), (rate_call, big_rate), (list_call, page)):
         ghz(api, files, call, data, token, seconds=3)
-    page_empty = page_anchor(first_page(api, token))
+
+    # the API's own answers, sent as they are by an empty handler: what gRPC costs to carry them
+    answers = the_answers(api, token)
+    carrier = anchor(answers)
 
     results: dict[str, list[dict[str, Any]]] = {}
     for n in range(ROUNDS):
         for name, target, call, data in (
             ("empty rate", empty, rate_call, big_rate),
             ("api rate 100k", api, rate_call, big_rate),
+            ("empty rate, the API's answer", carrier, rate_call, big_rate),
             ("empty order", empty, order_call, big_order),
+            ("empty order, the API's answer", carrier, order_call, big_order),
             ("api order 100k", api, order_call, big_order),
             ("api rate 1k", api, rate_call, small_rate),
             ("api order 1k", api, order_call, small_order),
@@ -373,16 +440,21 @@ def measure(api: str, empty: str, files: Path, token: str, page_anchor: Callable
     ):
         half[name] = ghz(target, files, call, data, token, rate=int(full / 2), seconds=ROUND_S * 2)
     listing = ghz(api, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
-    listing_empty = ghz(
-        page_empty, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4
-    )
+    listing_empty = ghz(carrier, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
     listing_full = ghz(api, files, list_call, page, token, seconds=ROUND_S)
 
     say("")
     say(f"{'':<34} {'QPS':>8} {'ratio':>6}")
-    for name, anchor in (("api rate 100k", "empty rate"), ("api order 100k", "empty order")):
+    for name, empty_name in (("api rate 100k", "empty rate"), ("api order 100k", "empty order")):
         say(
-            f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(anchor):>6.2f}  (empty handler {qps(anchor):.0f})"
+            f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(empty_name):>6.2f}"
+            f"  (empty handler {qps(empty_name):.0f})"
+        )
+    for read, method in (("rate", "GetCancellationRate"), ("order", "GetOrder")):
+        name, size, api_name = f"empty {read}, the API's answer", len(answers[method]), f"api {read} 100k"
+        say(
+            f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(f'empty {read}'):>6.2f}"
+            f"  ({size} bytes instead of none; the API at {qps(api_name) / qps(name):.2f} of it)"
         )
     for small, big in (("api rate 1k", "api rate 100k"), ("api order 1k", "api order 100k")):
         say(f"{small:<34} {qps(small):>8.0f}  100k/1k cost ratio {qps(small) / qps(big):.2f}")

@@ -2,10 +2,11 @@
 and response types, decoded and encoded the same way) whose handlers do nothing but return an empty
 response. What gRPC itself costs in Python on this machine; the API's read RPCs are measured against it.
 
-    python bench/empty_server.py PORT [PAGE]
+    python bench/empty_server.py PORT [METHOD=FILE ...]
 
-PAGE: a file of serialized ListCancellationRequestsResponse bytes, sent as the answer to every
-ListCancellationRequests call (the anchor of a page: what gRPC costs to carry one of that size).
+METHOD=FILE: the serialized response in FILE is the answer to every call of METHOD (for example
+`ListCancellationRequests=page.bin`): what gRPC costs to carry an answer of that size, as the API
+sends it, with nothing computed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from google.protobuf.message_factory import GetMessageClass
 from cancelguard.api.server import SERVICES
 
 
-def handlers(page: bytes = b"") -> list[grpc.GenericRpcHandler]:
+def handlers(answers: dict[str, bytes]) -> list[grpc.GenericRpcHandler]:
     out = []
     for service in SERVICES:
         methods = {}
@@ -30,8 +31,8 @@ def handlers(page: bytes = b"") -> list[grpc.GenericRpcHandler]:
                 continue
             response: object = GetMessageClass(method.output_type)()
             serialize = GetMessageClass(method.output_type).SerializeToString
-            if page and method.name == "ListCancellationRequests":
-                response, serialize = page, bytes  # sent as it is, as the API sends its cached pieces
+            if method.name in answers:
+                response, serialize = answers[method.name], bytes  # as it is, as the API sends held answers
 
             async def empty(
                 request: object, context: grpc.aio.ServicerContext, response: object = response
@@ -47,9 +48,9 @@ def handlers(page: bytes = b"") -> list[grpc.GenericRpcHandler]:
     return out
 
 
-async def main(port: int, page: bytes) -> None:
+async def main(port: int, answers: dict[str, bytes]) -> None:
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers(handlers(page))
+    server.add_generic_rpc_handlers(handlers(answers))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -60,4 +61,5 @@ async def main(port: int, page: bytes) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2]).read_bytes() if len(sys.argv) > 2 else b""))
+    pairs = (arg.partition("=") for arg in sys.argv[2:])
+    asyncio.run(main(int(sys.argv[1]), {method: Path(file).read_bytes() for method, _, file in pairs}))
