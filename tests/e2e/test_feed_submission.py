@@ -25,7 +25,6 @@ import pytest
 from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo_credentials import DEMO_TOKEN
-from cancelguard.localstack import find_free_port
 from cancelguard.processes import POLLERS, ServiceProcesses
 from cancelguard.simulator.spapi.generator import ScenarioSpec
 from cancelguard.simulator.spapi.server import build_simulator
@@ -103,8 +102,6 @@ async def test_a_decision_submitted_as_a_feed_comes_back_from_amazon_cancelled_b
         settings = settings.model_copy(
             update={
                 "accounts_file": str(_accounts_file(tmp_path / "accounts.json", base)),
-                "pollers_health_port": find_free_port(),
-                "pollers_metrics_port": 0,
                 "poll_interval_s": 0.5,
                 "poll_backfill_days": 3,
                 "api_feed_poll_s": 0.5,

@@ -23,7 +23,6 @@ import pytest
 
 from cancelguard.config import Settings
 from cancelguard.events import codec
-from cancelguard.localstack import find_free_port
 from cancelguard.processes import POLLERS, ServiceProcesses
 from cancelguard.simulator.spapi.generator import ScenarioSpec
 from cancelguard.simulator.spapi.server import build_simulator
@@ -123,8 +122,6 @@ async def test_a_poller_killed_mid_poll_resumes_from_its_cursor_with_no_gap(
         s = settings.model_copy(
             update={
                 "accounts_file": str(accounts),
-                "pollers_health_port": find_free_port(),
-                "pollers_metrics_port": 0,
                 "poll_interval_s": 0.2,
                 "poll_overlap_s": OVERLAP_S,
                 # reports and their wait do not matter here: not before the test is over

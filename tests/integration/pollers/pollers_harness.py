@@ -29,7 +29,6 @@ from cancelguard.ingestion.pollers.cursors import CursorStore
 from cancelguard.ingestion.pollers.enrichment import Enricher, EnrichmentQueue
 from cancelguard.ingestion.pollers.orders import OrdersPoller
 from cancelguard.ingestion.routing import Route, Sender
-from cancelguard.localstack import find_free_port
 from cancelguard.runtime import Dependencies
 from cancelguard.simulator.spapi.server import Simulator
 from cancelguard.simulator.spapi.testing import SimulatedTime
@@ -37,10 +36,6 @@ from cancelguard.simulator.spapi.testing import SimulatedTime
 OVERLAP = timedelta(minutes=15)
 BACKFILL = timedelta(days=30)
 FAST = Backoff(base_s=0.01, cap_s=0.5, max_attempts=25)  # simulated seconds: a storm is ridden out
-
-
-def pollers_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"pollers_health_port": find_free_port(), "pollers_metrics_port": 0})
 
 
 def on_sim_time(sim: Simulator) -> None:

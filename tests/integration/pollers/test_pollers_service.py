@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pollers_harness import pollers_settings, read_topic
+from pollers_harness import read_topic
 
 from cancelguard import kafka
 from cancelguard.accounts import load_accounts
@@ -115,7 +115,7 @@ async def test_reports_enrichment_and_polls_and_no_credential_leaves_the_process
     caplog.set_level(logging.DEBUG)
     sim = world()
     async with serving(sim) as base:
-        s = pollers_settings(settings).model_copy(
+        s = settings.model_copy(
             update={
                 "accounts_file": str(write_accounts(sim, base, tmp_path, monkeypatch)),
                 "poll_interval_s": 0.5,
@@ -194,7 +194,7 @@ async def test_health_is_not_serving_while_the_token_endpoint_is_down_and_it_is_
     sim.clock.freeze(True)
     sim.faults.token_endpoint_down = True
     async with serving(sim) as base:
-        s = pollers_settings(settings).model_copy(
+        s = settings.model_copy(
             update={
                 "accounts_file": str(write_accounts(sim, base, tmp_path, monkeypatch)),
                 "poll_interval_s": 0.05,
