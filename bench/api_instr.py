@@ -5,7 +5,9 @@ Not a test. QPS on this machine moves by about 10% from one run to the next, too
 1. the same Kafka, Postgres and orders as `make bench-api` (`api_reads.populated`);
 2. the API, the empty handler (`bench/empty_server.py`), and the same handler sending the API's own
    answers as they are (what gRPC costs to carry them), each under valgrind's callgrind, which counts the
-   instructions of every thread of the process (Python, gRPC's core, the user side of kernel calls);
+   instructions of every thread of the process (Python, gRPC's core, the user side of kernel calls), each
+   thread apart: the event loop's thread (the main one) runs all the Python of a call, and at full speed
+   it is the one that limits QPS, while gRPC's own threads do their share beside it;
 3. rounds interleaved empty / answers / API: for each read, callgrind's counters zeroed, CALLS calls with ghz
    (concurrency 8, one connection), the counters dumped; then the same over IDLE_S seconds of no calls,
    the process's own background (the API's probes, Kafka's metadata, timers), which is taken off in
@@ -15,7 +17,8 @@ Not a test. QPS on this machine moves by about 10% from one run to the next, too
 Counted: GetCancellationRate on the 100,000-order account, GetOrder on the 1,000-order one (whose orders
 are read once first, as a warm replica has them). Not counted: time spent waiting, in the kernel, or on
 cache misses, which QPS (`make bench-api`) shows.
-The last line: `api/empty instructions per call: rate R, order O`.
+The last line: `api/empty instructions per call: rate R, order O; on the event loop's thread: rate R',
+order O'`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import api_reads
 import grpc
@@ -42,12 +46,25 @@ RATE_CALL = "cancelguard.v1.MetricsService/GetCancellationRate"
 ORDER_CALL = "cancelguard.v1.OrderService/GetOrder"
 
 
+class Count(NamedTuple):
+    """Instructions: the whole process's, and its main thread's (the event loop's)."""
+
+    process: float
+    event_loop: float
+
+
 class Callgrind:
-    """A process under callgrind: its instruction count since the last `zero`, read from a dump."""
+    """A process under callgrind: its instruction counts since the last `zero`, read from a dump (one file
+    per thread: `<out>.<pid>.<dump>-<thread>`, thread 01 the main one)."""
 
     def __init__(self, out_dir: Path, name: str) -> None:
         self.out = out_dir / f"callgrind-{name}"
-        self.wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}.%p")
+        self.wrapper = (
+            "valgrind",
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={self.out}.%p",
+        )
         self.pid = 0
 
     def _control(self, flag: str) -> None:
@@ -56,20 +73,20 @@ class Callgrind:
     def zero(self) -> None:
         self._control("-z")
 
-    def dumped(self) -> int:
+    def dumped(self) -> Count:
         """Instructions since the last zero (a dump zeroes the counters too)."""
         before = set(self.out.parent.glob(f"{self.out.name}.{self.pid}.*"))
-        self._control("-d")
+        self._control("-d")  # returns once the dump is written
         deadline = time.monotonic() + 60
         while True:
             new = set(self.out.parent.glob(f"{self.out.name}.{self.pid}.*")) - before
-            summary = next((_summary(f) for f in new), None)
-            if summary is not None:
+            summaries = {f.name.rsplit("-", 1)[-1]: _summary(f) for f in new}
+            if "01" in summaries and None not in summaries.values():
                 for f in new:
                     f.unlink()
-                return summary
+                return Count(sum(summaries.values()), summaries["01"])  # type: ignore[arg-type]
             if time.monotonic() > deadline:
-                raise SystemExit(f"callgrind wrote no dump for pid {self.pid} within 60s")
+                raise SystemExit(f"callgrind wrote no complete dump for pid {self.pid} within 60s")
             time.sleep(0.2)
 
 
@@ -80,15 +97,16 @@ def _summary(dump: Path) -> int | None:
 
 def per_call(
     meter: Callgrind, run: api_reads.Populated, address: str, call: str, data: dict[str, str]
-) -> float:
-    """Instructions per call of `call`, the process's idle rate taken off."""
+) -> Count:
+    """Instructions per call of `call`, the process's idle rate taken off (each count's own)."""
     meter.zero()
     time.sleep(IDLE_S)
-    idle_rate = meter.dumped() / IDLE_S
+    idle = meter.dumped()
     started = time.monotonic()
     ghz(address, run.protoset, call, data, run.token, calls=CALLS)
     busy = meter.dumped()
-    return (busy - idle_rate * (time.monotonic() - started)) / CALLS
+    took = time.monotonic() - started
+    return Count(*((b - i / IDLE_S * took) / CALLS for b, i in zip(busy, idle, strict=True)))
 
 
 def main() -> int:
@@ -123,7 +141,7 @@ def main() -> int:
             for call, data in ((RATE_CALL, rate), (ORDER_CALL, order)):
                 ghz(address, run.protoset, call, data, run.token, calls=CALLS // 4)
 
-        results: dict[str, list[float]] = {}
+        results: dict[str, list[Count]] = {}
         for n in range(ROUNDS):
             for read, call, data in (("rate", RATE_CALL, rate), ("order", ORDER_CALL, order)):
                 for server in ("empty", "carrier", "api"):
@@ -131,23 +149,35 @@ def main() -> int:
                         per_call(meters[server], run, addresses[server], call, data)
                     )
             say(
-                f"round {n + 1}/{ROUNDS}: " + ", ".join(f"{k} {v[-1] / 1e3:.1f}k" for k, v in results.items())
+                f"round {n + 1}/{ROUNDS}: "
+                + ", ".join(
+                    f"{k} {v[-1].process / 1e3:.1f}k ({v[-1].event_loop / 1e3:.1f}k)"
+                    for k, v in results.items()
+                )
             )
-
-    def median(name: str) -> float:
-        return statistics.median(results[name])
 
     say("")
     say(f"instructions per call, median of {ROUNDS} rounds of {CALLS:,} calls (concurrency 8):")
-    ratios = {}
-    for read in ("rate", "order"):
-        api, empty, carrier = (median(f"{server} {read}") for server in ("api", "empty", "carrier"))
-        ratios[read] = api / empty
-        say(
-            f"  {read:<6} api {api / 1e3:7.1f}k  empty handler {empty / 1e3:7.1f}k  ratio {ratios[read]:.3f};"
-            f"  the empty handler sending the API's answer {carrier / 1e3:7.1f}k ({carrier / empty:.3f})"
-        )
-    say(f"api/empty instructions per call: rate {ratios['rate']:.3f}, order {ratios['order']:.3f}")
+    ratios: dict[str, dict[str, float]] = {}
+    for part, title in (("process", "the whole process"), ("event_loop", "the event loop's thread")):
+        say(f"  {title}:")
+        ratios[part] = {}
+        for read in ("rate", "order"):
+            api, empty, carrier = (
+                statistics.median(getattr(c, part) for c in results[f"{server} {read}"])
+                for server in ("api", "empty", "carrier")
+            )
+            ratios[part][read] = api / empty
+            say(
+                f"    {read:<6} api {api / 1e3:7.1f}k  empty handler {empty / 1e3:7.1f}k"
+                f"  ratio {api / empty:.3f};"
+                f"  the empty handler sending the API's answer {carrier / 1e3:7.1f}k ({carrier / empty:.3f})"
+            )
+    whole, loop = ratios["process"], ratios["event_loop"]
+    say(
+        f"api/empty instructions per call: rate {whole['rate']:.3f}, order {whole['order']:.3f}; "
+        f"on the event loop's thread: rate {loop['rate']:.3f}, order {loop['order']:.3f}"
+    )
     return 0
 
 

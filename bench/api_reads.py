@@ -8,7 +8,9 @@ Not a test. On this machine, in one run:
    decoding and encoding the same messages, doing nothing) as processes;
 4. ghz (a protoset built by grpcio-tools: ghz v0.93.0 cannot parse proto3 `optional`), concurrency 8,
    rounds interleaved empty / API so that the machine's drift hits both alike:
-   - GetCancellationRate and GetOrder (a random one of the 100,000) at full speed: QPS ratio;
+   - GetCancellationRate and GetOrder (a random one of the 100,000) at full speed: QPS ratio, and the
+     CPU each call cost the server's event loop's thread (which runs all of a call's Python and, at full
+     speed, limits QPS) and its whole process (from /proc);
    - the same at half the API's full speed: p99;
    - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
    - GetCancellationRate from an empty handler that sends the API's own answer (its bytes, nothing
@@ -32,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -202,7 +204,7 @@ def ghz(
     if errors:
         raise SystemExit(f"{call} answered {report.get('statusCodeDistribution')}: {errors}")
     p99 = next((d["latency"] for d in report.get("latencyDistribution") or [] if d["percentage"] == 99), 0)
-    return {"qps": report["rps"], "p99_ms": p99 / 1e6, "p50_ms": _pct(report, 50)}
+    return {"qps": report["rps"], "p99_ms": p99 / 1e6, "p50_ms": _pct(report, 50), "calls": report["count"]}
 
 
 def answer(address: str, token: str, method: str, request: Any) -> bytes:
@@ -251,6 +253,20 @@ def the_answers(api: str, token: str) -> dict[str, bytes]:
     }
 
 
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user and system) so far: the process's main thread (a server's event loop, which runs
+    all the Python of a call) and the whole process (gRPC's own threads too)."""
+
+    def used(stat: str) -> float:
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()  # after the command's name
+        return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
+
+    return used(f"/proc/{pid}/task/{pid}/stat"), used(f"/proc/{pid}/stat")
+
+
 def _pct(report: dict[str, Any], pct: int) -> float:
     return (
         next((d["latency"] for d in report.get("latencyDistribution") or [] if d["percentage"] == pct), 0)
@@ -281,6 +297,7 @@ class Populated:
     protoset: Path
     token: str
     procs: Processes
+    pids: dict[str, int] = field(default_factory=dict)  # a server's process by its address
 
     def start(self, args: list[str], log: str, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
         from cancelguard.processes import settings_env
@@ -288,8 +305,10 @@ class Populated:
         return self.procs.start([*wrapper, *args], settings_env(self.settings), self.work / log)
 
     def start_api(self, wrapper: tuple[str, ...] = ()) -> str:
-        self.start([sys.executable, "-m", "cancelguard", "serve", "api"], "api.log", wrapper)
-        return f"127.0.0.1:{self.settings.api_port}"
+        proc = self.start([sys.executable, "-m", "cancelguard", "serve", "api"], "api.log", wrapper)
+        address = f"127.0.0.1:{self.settings.api_port}"
+        self.pids[address] = proc.pid
+        return address
 
     def start_empty(self, wrapper: tuple[str, ...] = (), answers: dict[str, bytes] | None = None) -> str:
         """The empty handler (answering the bytes `answers` gives for a method's calls): its address."""
@@ -300,8 +319,9 @@ class Populated:
         for method, raw in (answers or {}).items():
             (self.work / f"{method}-{port}.bin").write_bytes(raw)
             args.append(f"{method}={self.work / f'{method}-{port}.bin'}")
-        self.start(args, f"empty-{port}.log", wrapper)
-        return f"127.0.0.1:{port}"
+        address = f"127.0.0.1:{port}"
+        self.pids[address] = self.start(args, f"empty-{port}.log", wrapper).pid
+        return address
 
 
 @contextlib.contextmanager
@@ -376,10 +396,17 @@ def main() -> int:
                 grpc.channel_ready_future(channel).result(timeout=60)
             return address
 
-        return measure(api, empty, run.protoset, run.token, anchor)
+        return measure(api, empty, run.protoset, run.token, anchor, run.pids)
 
 
-def measure(api: str, empty: str, files: Path, token: str, anchor: Callable[[dict[str, bytes]], str]) -> int:
+def measure(
+    api: str,
+    empty: str,
+    files: Path,
+    token: str,
+    anchor: Callable[[dict[str, bytes]], str],
+    pids: dict[str, int],
+) -> int:
     rate_call = "cancelguard.v1.MetricsService/GetCancellationRate"
     order_call = "cancelguard.v1.OrderService/GetOrder"
     list_call = "cancelguard.v1.OrderService/ListCancellationRequests"
@@ -426,11 +453,21 @@ def measure(api: str, empty: str, files: Path, token: str, anchor: Callable[[dic
             ("api rate 1k", api, rate_call, small_rate),
             ("api order 1k", api, order_call, small_order),
         ):
-            results.setdefault(name, []).append(ghz(target, files, call, data, token))
+            before = cpu_s(pids[target])
+            result = ghz(target, files, call, data, token)
+            loop_s, process_s = (b - a for a, b in zip(before, cpu_s(pids[target]), strict=True))
+            result["cpu_us"] = (loop_s * 1e6 / result["calls"], process_s * 1e6 / result["calls"])
+            results.setdefault(name, []).append(result)
         say(f"round {n + 1}/{ROUNDS}: " + ", ".join(f"{k} {v[-1]['qps']:.0f}" for k, v in results.items()))
 
     def qps(name: str) -> float:
         return statistics.median(r["qps"] for r in results[name])
+
+    def cpu_per_call(name: str) -> tuple[float, float]:
+        return (
+            statistics.median(r["cpu_us"][0] for r in results[name]),
+            statistics.median(r["cpu_us"][1] for r in results[name]),
+        )
 
     half = {}
     for name, target, call, data, full in (
@@ -455,6 +492,14 @@ def measure(api: str, empty: str, files: Path, token: str, anchor: Callable[[dic
         say(
             f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(f'empty {read}'):>6.2f}"
             f"  ({size} bytes instead of none; the API at {qps(api_name) / qps(name):.2f} of it)"
+        )
+    say("CPU per call at full speed (median), the event loop's thread / the whole process:")
+    for name, empty_name in (("api rate 100k", "empty rate"), ("api order 100k", "empty order")):
+        ours, theirs = cpu_per_call(name), cpu_per_call(empty_name)
+        say(
+            f"  {name:<32} {ours[0]:5.0f} / {ours[1]:3.0f} µs"
+            f"  (empty handler {theirs[0]:.0f} / {theirs[1]:.0f} µs;"
+            f" ratio {ours[0] / theirs[0]:.2f} / {ours[1] / theirs[1]:.2f})"
         )
     for small, big in (("api rate 1k", "api rate 100k"), ("api order 1k", "api order 100k")):
         say(f"{small:<34} {qps(small):>8.0f}  100k/1k cost ratio {qps(small) / qps(big):.2f}")
