@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import pytest
 
+from cancelguard.amazon.operations import SEARCH_ORDERS, UsagePlan
 from cancelguard.client import AsyncClient
 from cancelguard.config import Settings
 from cancelguard.demo_credentials import DEMO_TOKEN
@@ -83,6 +84,10 @@ async def test_a_decision_submitted_as_a_feed_comes_back_from_amazon_cancelled_b
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     sim = build_simulator(ScenarioSpec(now, seed=11, days=2, sellers=(SELLER,), marketplaces=(UK,)))
+    # A larger searchOrders plan for this seller (the answers' rate header says so; the pollers follow it).
+    # Under Amazon's default, 20 calls and then one per 180 s, the 503s the test asks for use up the burst
+    # at a pace set by the machine's speed, and then the cancel comes back only minutes later.
+    sim.plans[(SELLER, SEARCH_ORDERS.key)] = UsagePlan(5.0, 20)
     unshipped = [
         o
         for o in sim.world.orders_of(SELLER)
