@@ -80,11 +80,12 @@ class Callgrind:
         deadline = time.monotonic() + 60
         while True:
             new = set(self.out.parent.glob(f"{self.out.name}.{self.pid}.*")) - before
-            summaries = {f.name.rsplit("-", 1)[-1]: _summary(f) for f in new}
-            if "01" in summaries and None not in summaries.values():
+            by_thread = {f.name.rsplit("-", 1)[-1]: _summary(f) for f in new}
+            written = {thread: n for thread, n in by_thread.items() if n is not None}
+            if "01" in written and len(written) == len(by_thread):
                 for f in new:
                     f.unlink()
-                return Count(sum(summaries.values()), summaries["01"])  # type: ignore[arg-type]
+                return Count(sum(written.values()), written["01"])
             if time.monotonic() > deadline:
                 raise SystemExit(f"callgrind wrote no complete dump for pid {self.pid} within 60s")
             time.sleep(0.2)
@@ -123,13 +124,13 @@ def main() -> int:
     with api_reads.populated(ORDERS) as run:
         meters = {name: Callgrind(run.work, name) for name in ("api", "empty", "carrier")}
         addresses = {"api": run.start_api(meters["api"].wrapper)}
-        meters["api"].pid = run.procs.procs[-1].pid  # valgrind runs the tool in the process it is
+        meters["api"].pid = run.pids[addresses["api"]]  # valgrind runs the tool in the process it is
         say("the servers start under valgrind (a few minutes)")
         asyncio.run(wait_serving(addresses["api"], timeout=900))
         # the empty handler, and the same sending the API's own answers (what gRPC costs to carry them)
         for name, answers in (("empty", {}), ("carrier", the_answers(addresses["api"], run.token))):
             addresses[name] = run.start_empty(meters[name].wrapper, answers)
-            meters[name].pid = run.procs.procs[-1].pid
+            meters[name].pid = run.pids[addresses[name]]
             with grpc.insecure_channel(addresses[name]) as channel:  # it has no health service
                 grpc.channel_ready_future(channel).result(timeout=900)
         from cancelguard.client import Client
