@@ -11,7 +11,8 @@ Not a test. On this machine, in one run:
    - GetCancellationRate and GetOrder (a random one of the 100,000) at full speed: QPS ratio, and the
      CPU each call cost the server's event loop's thread (which runs all of a call's Python and, at full
      speed, limits QPS) and its whole process (from /proc);
-   - the same at half the API's full speed: p99;
+   - the same at half the API's full speed, the empty handler at that same rate: p99, and the CPU per
+     call (steadier from run to run than QPS at full speed, which moves with how the cores are shared);
    - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
    - GetCancellationRate from an empty handler that sends the API's own answer (its bytes, nothing
      computed) instead of an empty message: what gRPC costs to carry that answer, a floor for the API;
@@ -267,6 +268,16 @@ def cpu_s(pid: int) -> tuple[float, float]:
     return used(f"/proc/{pid}/task/{pid}/stat"), used(f"/proc/{pid}/stat")
 
 
+def with_cpu(pid: int, run: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`run(*args, **kwargs)`'s figures (a ghz run against the server `pid`) with `cpu_us`: the CPU each
+    call cost that server, its event loop's thread and its whole process (`cpu_s`)."""
+    before = cpu_s(pid)
+    result = run(*args, **kwargs)
+    loop_s, process_s = (b - a for a, b in zip(before, cpu_s(pid), strict=True))
+    result["cpu_us"] = (loop_s * 1e6 / result["calls"], process_s * 1e6 / result["calls"])
+    return result
+
+
 def _pct(report: dict[str, Any], pct: int) -> float:
     return (
         next((d["latency"] for d in report.get("latencyDistribution") or [] if d["percentage"] == pct), 0)
@@ -453,11 +464,7 @@ def measure(
             ("api rate 1k", api, rate_call, small_rate),
             ("api order 1k", api, order_call, small_order),
         ):
-            before = cpu_s(pids[target])
-            result = ghz(target, files, call, data, token)
-            loop_s, process_s = (b - a for a, b in zip(before, cpu_s(pids[target]), strict=True))
-            result["cpu_us"] = (loop_s * 1e6 / result["calls"], process_s * 1e6 / result["calls"])
-            results.setdefault(name, []).append(result)
+            results.setdefault(name, []).append(with_cpu(pids[target], ghz, target, files, call, data, token))
         say(f"round {n + 1}/{ROUNDS}: " + ", ".join(f"{k} {v[-1]['qps']:.0f}" for k, v in results.items()))
 
     def qps(name: str) -> float:
@@ -469,13 +476,18 @@ def measure(
             statistics.median(r["cpu_us"][1] for r in results[name]),
         )
 
+    # the same offered rate for the API and the empty handler: p99, and a CPU per call that moves far less
+    # from run to run than QPS at full speed (every call is handled as it comes, nothing queues)
     half = {}
     for name, target, call, data, full in (
         ("rate", api, rate_call, big_rate, qps("api rate 100k")),
-        ("order", api, order_call, big_order, qps("api order 100k")),
         ("empty rate", empty, rate_call, big_rate, qps("api rate 100k")),
+        ("order", api, order_call, big_order, qps("api order 100k")),
+        ("empty order", empty, order_call, big_order, qps("api order 100k")),
     ):
-        half[name] = ghz(target, files, call, data, token, rate=int(full / 2), seconds=ROUND_S * 2)
+        half[name] = with_cpu(
+            pids[target], ghz, target, files, call, data, token, rate=int(full / 2), seconds=ROUND_S * 2
+        )
     listing = ghz(api, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
     listing_empty = ghz(carrier, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
     listing_full = ghz(api, files, list_call, page, token, seconds=ROUND_S)
@@ -505,6 +517,14 @@ def measure(
         say(f"{small:<34} {qps(small):>8.0f}  100k/1k cost ratio {qps(small) / qps(big):.2f}")
     for name, r in half.items():
         say(f"half load ({name}, {int(r['qps'])}/s): p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
+    say("CPU per call at half load, the same offered rate, the event loop's thread / the whole process:")
+    for read in ("rate", "order"):
+        ours, theirs = half[read]["cpu_us"], half[f"empty {read}"]["cpu_us"]
+        say(
+            f"  api {read:<30} {ours[0]:5.0f} / {ours[1]:3.0f} µs"
+            f"  (empty handler {theirs[0]:.0f} / {theirs[1]:.0f} µs;"
+            f" extra {ours[0] - theirs[0]:.0f} / {ours[1] - theirs[1]:.0f} µs)"
+        )
     say(
         "ListCancellationRequests page of 100 at 100k orders, 100/s: "
         f"p50 {listing['p50_ms']:.2f} ms, p99 {listing['p99_ms']:.2f} ms"
