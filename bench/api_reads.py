@@ -12,7 +12,7 @@ Not a test. On this machine, in one run:
      CPU each call cost the server's event loop's thread (which runs all of a call's Python and, at full
      speed, limits QPS) and its whole process (from /proc);
    - the same at half the API's full speed, the empty handler at that same rate: p99, and the CPU per
-     call (steadier from run to run than QPS at full speed, which moves with how the cores are shared);
+     call (steadier than QPS at full speed, which moves with how the cores are shared);
    - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
    - GetCancellationRate from an empty handler that sends the API's own answer (its bytes, nothing
      computed) instead of an empty message: what gRPC costs to carry that answer, a floor for the API;
@@ -477,7 +477,7 @@ def measure(
         )
 
     # the same offered rate for the API and the empty handler: p99, and a CPU per call that moves far less
-    # from run to run than QPS at full speed (every call is handled as it comes, nothing queues)
+    # from round to round than QPS at full speed (every call is handled as it comes, nothing queues)
     half = {}
     for name, target, call, data, full in (
         ("rate", api, rate_call, big_rate, qps("api rate 100k")),
