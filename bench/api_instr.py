@@ -32,11 +32,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import api_reads
 import grpc
-from api_reads import GHZ, MKT, SELLER, SMALL, SMALL_ORDERS, ghz, say, the_answers, wait_serving
+from api_reads import GHZ, MKT, SELLER, SMALL, SMALL_ORDERS, Split, ghz, say, the_answers, wait_serving
 
 CALLS = int(os.environ.get("BENCH_CALLS", "2000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -44,13 +43,6 @@ IDLE_S = 8.0
 ORDERS = int(os.environ.get("BENCH_ORDERS", "100000"))
 RATE_CALL = "cancelguard.v1.MetricsService/GetCancellationRate"
 ORDER_CALL = "cancelguard.v1.OrderService/GetOrder"
-
-
-class Count(NamedTuple):
-    """Instructions: the whole process's, and its main thread's (the event loop's)."""
-
-    process: float
-    event_loop: float
 
 
 class Callgrind:
@@ -73,7 +65,7 @@ class Callgrind:
     def zero(self) -> None:
         self._control("-z")
 
-    def dumped(self) -> Count:
+    def dumped(self) -> Split:
         """Instructions since the last zero (a dump zeroes the counters too)."""
         before = set(self.out.parent.glob(f"{self.out.name}.{self.pid}.*"))
         self._control("-d")  # returns once the dump is written
@@ -85,7 +77,7 @@ class Callgrind:
             if "01" in written and len(written) == len(by_thread):
                 for f in new:
                     f.unlink()
-                return Count(sum(written.values()), written["01"])
+                return Split(written["01"], sum(written.values()))
             if time.monotonic() > deadline:
                 raise SystemExit(f"callgrind wrote no complete dump for pid {self.pid} within 60s")
             time.sleep(0.2)
@@ -98,7 +90,7 @@ def _summary(dump: Path) -> int | None:
 
 def per_call(
     meter: Callgrind, run: api_reads.Populated, address: str, call: str, data: dict[str, str]
-) -> Count:
+) -> Split:
     """Instructions per call of `call`, the process's idle rate taken off (each count's own)."""
     meter.zero()
     time.sleep(IDLE_S)
@@ -107,7 +99,7 @@ def per_call(
     ghz(address, run.protoset, call, data, run.token, calls=CALLS)
     busy = meter.dumped()
     took = time.monotonic() - started
-    return Count(*((b - i / IDLE_S * took) / CALLS for b, i in zip(busy, idle, strict=True)))
+    return Split(*((b - i / IDLE_S * took) / CALLS for b, i in zip(busy, idle, strict=True)))
 
 
 def main() -> int:
@@ -142,7 +134,7 @@ def main() -> int:
             for call, data in ((RATE_CALL, rate), (ORDER_CALL, order)):
                 ghz(address, run.protoset, call, data, run.token, calls=CALLS // 4)
 
-        results: dict[str, list[Count]] = {}
+        results: dict[str, list[Split]] = {}
         for n in range(ROUNDS):
             for read, call, data in (("rate", RATE_CALL, rate), ("order", ORDER_CALL, order)):
                 for server in ("empty", "carrier", "api"):

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -257,24 +257,31 @@ def the_answers(api: str, token: str) -> dict[str, bytes]:
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_s(pid: int) -> tuple[float, float]:
-    """CPU seconds (user and system) so far: the process's main thread (a server's event loop, which runs
-    all the Python of a call) and the whole process (gRPC's own threads too)."""
+class Split(NamedTuple):
+    """What a server spent (CPU, instructions): its main thread's share (the event loop, which runs all the
+    Python of a call and, at full speed, limits QPS) and its whole process's (gRPC's own threads too)."""
+
+    event_loop: float
+    process: float
+
+
+def cpu_s(pid: int) -> Split:
+    """CPU seconds (user and system) so far."""
 
     def used(stat: str) -> float:
         fields = Path(stat).read_text().rsplit(")", 1)[1].split()  # after the command's name
         return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
 
-    return used(f"/proc/{pid}/task/{pid}/stat"), used(f"/proc/{pid}/stat")
+    return Split(used(f"/proc/{pid}/task/{pid}/stat"), used(f"/proc/{pid}/stat"))
 
 
 def with_cpu(pid: int, run: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """`run(*args, **kwargs)`'s figures (a ghz run against the server `pid`) with `cpu_us`: the CPU each
-    call cost that server, its event loop's thread and its whole process (`cpu_s`)."""
+    """`run(*args, **kwargs)`'s figures (a ghz run against the server `pid`) with `cpu_us`, a Split: the
+    CPU each call cost that server, in µs."""
     before = cpu_s(pid)
     result = run(*args, **kwargs)
-    loop_s, process_s = (b - a for a, b in zip(before, cpu_s(pid), strict=True))
-    result["cpu_us"] = (loop_s * 1e6 / result["calls"], process_s * 1e6 / result["calls"])
+    after = cpu_s(pid)
+    result["cpu_us"] = Split(*((b - a) * 1e6 / result["calls"] for a, b in zip(before, after, strict=True)))
     return result
 
 
@@ -470,11 +477,9 @@ def measure(
     def qps(name: str) -> float:
         return statistics.median(r["qps"] for r in results[name])
 
-    def cpu_per_call(name: str) -> tuple[float, float]:
-        return (
-            statistics.median(r["cpu_us"][0] for r in results[name]),
-            statistics.median(r["cpu_us"][1] for r in results[name]),
-        )
+    def cpu_per_call(name: str) -> Split:
+        rounds = [r["cpu_us"] for r in results[name]]
+        return Split(*(statistics.median(part) for part in zip(*rounds, strict=True)))
 
     # the same offered rate for the API and the empty handler: p99, and a CPU per call that moves far less
     # from round to round than QPS at full speed (every call is handled as it comes, nothing queues)
@@ -509,9 +514,9 @@ def measure(
     for name, empty_name in (("api rate 100k", "empty rate"), ("api order 100k", "empty order")):
         ours, theirs = cpu_per_call(name), cpu_per_call(empty_name)
         say(
-            f"  {name:<32} {ours[0]:5.0f} / {ours[1]:3.0f} µs"
-            f"  (empty handler {theirs[0]:.0f} / {theirs[1]:.0f} µs;"
-            f" ratio {ours[0] / theirs[0]:.2f} / {ours[1] / theirs[1]:.2f})"
+            f"  {name:<32} {ours.event_loop:5.0f} / {ours.process:3.0f} µs"
+            f"  (empty handler {theirs.event_loop:.0f} / {theirs.process:.0f} µs;"
+            f" ratio {ours.event_loop / theirs.event_loop:.2f} / {ours.process / theirs.process:.2f})"
         )
     for small, big in (("api rate 1k", "api rate 100k"), ("api order 1k", "api order 100k")):
         say(f"{small:<34} {qps(small):>8.0f}  100k/1k cost ratio {qps(small) / qps(big):.2f}")
@@ -521,9 +526,9 @@ def measure(
     for read in ("rate", "order"):
         ours, theirs = half[read]["cpu_us"], half[f"empty {read}"]["cpu_us"]
         say(
-            f"  api {read:<30} {ours[0]:5.0f} / {ours[1]:3.0f} µs"
-            f"  (empty handler {theirs[0]:.0f} / {theirs[1]:.0f} µs;"
-            f" extra {ours[0] - theirs[0]:.0f} / {ours[1] - theirs[1]:.0f} µs)"
+            f"  api {read:<30} {ours.event_loop:5.0f} / {ours.process:3.0f} µs"
+            f"  (empty handler {theirs.event_loop:.0f} / {theirs.process:.0f} µs;"
+            f" extra {ours.event_loop - theirs.event_loop:.0f} / {ours.process - theirs.process:.0f} µs)"
         )
     say(
         "ListCancellationRequests page of 100 at 100k orders, 100/s: "
