@@ -3,16 +3,17 @@
 Not a test. QPS on this machine moves by about 10% from one run to the next, too much to see a change of
 5% in what a call costs; an instruction count repeats to about 2%. In one run:
 1. the same Kafka, Postgres and orders as `make bench-api` (`api_reads.populated`);
-2. the API, the empty handler (`bench/empty_server.py`), and the same handler sending the API's own
-   answers as they are (what gRPC costs to carry them), each under valgrind's callgrind, which counts the
-   instructions of every thread of the process (Python, gRPC's core, the user side of kernel calls), each
-   thread apart: the event loop's thread (the main one) runs all the Python of a call, and at full speed
-   it is the one that limits QPS, while gRPC's own threads do their share beside it;
-3. rounds interleaved empty / answers / API: for each read, callgrind's counters zeroed, CALLS calls with ghz
-   (concurrency 8, one connection), the counters dumped; then the same over IDLE_S seconds of no calls,
-   the process's own background (the API's probes, Kafka's metadata, timers), which is taken off in
-   proportion to the calls' duration: under valgrind it is a large share of a slowed-down call, at full
-   speed a negligible one;
+2. the API, the empty handler (`bench/empty_server.py`), the same handler sending the API's own answers
+   as they are (what gRPC costs to carry them), and the empty handlers inside the API's own process
+   (`bench/empty_in_api.py`: what that process costs a call), each under valgrind's callgrind, which
+   counts the instructions of every thread of the process (Python, gRPC's core, the user side of kernel
+   calls), each thread apart: the event loop's thread (the main one) runs all the Python of a call, and
+   at full speed it is the one that limits QPS, while gRPC's own threads do their share beside it;
+3. rounds interleaved empty / answers / in the API's process / API: for each read, callgrind's counters
+   zeroed, CALLS calls with ghz (concurrency 8, one connection), the counters dumped; then the same over
+   IDLE_S seconds of no calls, the process's own background (the API's probes, Kafka's metadata, timers),
+   which is taken off in proportion to the calls' duration: under valgrind it is a large share of a
+   slowed-down call, at full speed a negligible one;
 4. the median per call of each, and their ratio.
 Counted: GetCancellationRate on the 100,000-order account, GetOrder on the 1,000-order one (whose orders
 are read once first, as a warm replica has them). Not counted: time spent waiting, in the kernel, or on
@@ -114,11 +115,14 @@ def main() -> int:
         "amazon_order_id": f"111-0000000-{{{{printf `%07d` (randomInt 0 {SMALL_ORDERS})}}}}",
     }
     with api_reads.populated(ORDERS) as run:
-        meters = {name: Callgrind(run.work, name) for name in ("api", "empty", "carrier")}
+        meters = {name: Callgrind(run.work, name) for name in ("api", "empty", "carrier", "in_api")}
         addresses = {"api": run.start_api(meters["api"].wrapper)}
         meters["api"].pid = run.pids[addresses["api"]]  # valgrind runs the tool in the process it is
         say("the servers start under valgrind (a few minutes)")
-        asyncio.run(wait_serving(addresses["api"], timeout=900))
+        addresses["in_api"] = run.start_empty_in_api(meters["in_api"].wrapper)
+        meters["in_api"].pid = run.pids[addresses["in_api"]]
+        for server in ("api", "in_api"):
+            asyncio.run(wait_serving(addresses[server], timeout=900))
         # the empty handler, and the same sending the API's own answers (what gRPC costs to carry them)
         for name, answers in (("empty", {}), ("carrier", the_answers(addresses["api"], run.token))):
             addresses[name] = run.start_empty(meters[name].wrapper, answers)
@@ -137,7 +141,7 @@ def main() -> int:
         results: dict[str, list[Split]] = {}
         for n in range(ROUNDS):
             for read, call, data in (("rate", RATE_CALL, rate), ("order", ORDER_CALL, order)):
-                for server in ("empty", "carrier", "api"):
+                for server in ("empty", "carrier", "in_api", "api"):
                     results.setdefault(f"{server} {read}", []).append(
                         per_call(meters[server], run, addresses[server], call, data)
                     )
@@ -156,15 +160,16 @@ def main() -> int:
         say(f"  {title}:")
         ratios[part] = {}
         for read in ("rate", "order"):
-            api, empty, carrier = (
+            api, empty, carrier, in_api = (
                 statistics.median(getattr(c, part) for c in results[f"{server} {read}"])
-                for server in ("api", "empty", "carrier")
+                for server in ("api", "empty", "carrier", "in_api")
             )
             ratios[part][read] = api / empty
             say(
                 f"    {read:<6} api {api / 1e3:7.1f}k  empty handler {empty / 1e3:7.1f}k"
                 f"  ratio {api / empty:.3f};"
-                f"  the empty handler sending the API's answer {carrier / 1e3:7.1f}k ({carrier / empty:.3f})"
+                f"  the empty handler sending the API's answer {carrier / 1e3:7.1f}k ({carrier / empty:.3f}),"
+                f" in the API's process {in_api / 1e3:7.1f}k ({in_api / empty:.3f})"
             )
     whole, loop = ratios["process"], ratios["event_loop"]
     say(

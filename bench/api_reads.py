@@ -16,6 +16,9 @@ Not a test. On this machine, in one run:
    - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
    - GetCancellationRate from an empty handler that sends the API's own answer (its bytes, nothing
      computed) instead of an empty message: what gRPC costs to carry that answer, a floor for the API;
+   - both reads from the empty handlers inside the API's own process (`bench/empty_in_api.py`: its pool,
+     producer, read-cache listener, probes and options, without the gate and the servicers), at full
+     speed and at half load: what the process costs a call apart from what the API does for it;
    - ListCancellationRequests, a page of 100 open requests at 100,000 orders: p99, beside the same
      handler sending that page's bytes (what gRPC and ghz cost to carry a page of that size).
 The last line: `rate/empty ratio R, p99 at half load P ms` (GetCancellationRate).
@@ -341,6 +344,19 @@ class Populated:
         self.pids[address] = self.start(args, f"empty-{port}.log", wrapper).pid
         return address
 
+    def start_empty_in_api(self, wrapper: tuple[str, ...] = ()) -> str:
+        """The API's own process with the empty handlers (`bench/empty_in_api.py`), on a port of its own: its
+        address."""
+        from cancelguard.localstack import find_free_port
+        from cancelguard.processes import settings_env
+
+        settings = self.settings.model_copy(update={"api_port": find_free_port()})
+        args = [*wrapper, sys.executable, str(ROOT / "bench" / "empty_in_api.py")]
+        proc = self.procs.start(args, settings_env(settings), self.work / "empty-in-api.log")
+        address = f"127.0.0.1:{settings.api_port}"
+        self.pids[address] = proc.pid
+        return address
+
 
 @contextlib.contextmanager
 def populated(orders: int = BIG_ORDERS) -> Iterator[Populated]:
@@ -403,8 +419,9 @@ def main() -> int:
         print("ghz is missing: `make ghz` installs it (needs Go)", file=sys.stderr)
         return 2
     with populated() as run:
-        api, empty = run.start_api(), run.start_empty()
-        asyncio.run(wait_serving(api))
+        api, empty, in_api = run.start_api(), run.start_empty(), run.start_empty_in_api()
+        for address in (api, in_api):
+            asyncio.run(wait_serving(address))
         time.sleep(1)
 
         def anchor(answers: dict[str, bytes]) -> str:
@@ -414,12 +431,13 @@ def main() -> int:
                 grpc.channel_ready_future(channel).result(timeout=60)
             return address
 
-        return measure(api, empty, run.protoset, run.token, anchor, run.pids)
+        return measure(api, empty, in_api, run.protoset, run.token, anchor, run.pids)
 
 
 def measure(
     api: str,
     empty: str,
+    in_api: str,
     files: Path,
     token: str,
     anchor: Callable[[dict[str, bytes]], str],
@@ -465,8 +483,10 @@ def measure(
             ("empty rate", empty, rate_call, big_rate),
             ("api rate 100k", api, rate_call, big_rate),
             ("empty rate, the API's answer", carrier, rate_call, big_rate),
+            ("empty rate, in the API's process", in_api, rate_call, big_rate),
             ("empty order", empty, order_call, big_order),
             ("empty order, the API's answer", carrier, order_call, big_order),
+            ("empty order, in the API's process", in_api, order_call, big_order),
             ("api order 100k", api, order_call, big_order),
             ("api rate 1k", api, rate_call, small_rate),
             ("api order 1k", api, order_call, small_order),
@@ -487,8 +507,10 @@ def measure(
     for name, target, call, data, full in (
         ("rate", api, rate_call, big_rate, qps("api rate 100k")),
         ("empty rate", empty, rate_call, big_rate, qps("api rate 100k")),
+        ("empty rate, in the API's process", in_api, rate_call, big_rate, qps("api rate 100k")),
         ("order", api, order_call, big_order, qps("api order 100k")),
         ("empty order", empty, order_call, big_order, qps("api order 100k")),
+        ("empty order, in the API's process", in_api, order_call, big_order, qps("api order 100k")),
     ):
         half[name] = with_cpu(
             pids[target], ghz, target, files, call, data, token, rate=int(full / 2), seconds=ROUND_S * 2
@@ -510,6 +532,12 @@ def measure(
             f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(f'empty {read}'):>6.2f}"
             f"  ({size} bytes instead of none; the API at {qps(api_name) / qps(name):.2f} of it)"
         )
+    for read in ("rate", "order"):
+        name, api_name = f"empty {read}, in the API's process", f"api {read} 100k"
+        say(
+            f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(f'empty {read}'):>6.2f}"
+            f"  (its pool, producer, listener, probes; the API at {qps(api_name) / qps(name):.2f} of it)"
+        )
     say("CPU per call at full speed (median), the event loop's thread / the whole process:")
     for name, empty_name in (("api rate 100k", "empty rate"), ("api order 100k", "empty order")):
         ours, theirs = cpu_per_call(name), cpu_per_call(empty_name)
@@ -524,12 +552,14 @@ def measure(
         say(f"half load ({name}, {int(r['qps'])}/s): p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
     say("CPU per call at half load, the same offered rate, the event loop's thread / the whole process:")
     for read in ("rate", "order"):
-        ours, theirs = half[read]["cpu_us"], half[f"empty {read}"]["cpu_us"]
-        say(
-            f"  api {read:<30} {ours.event_loop:5.0f} / {ours.process:3.0f} µs"
-            f"  (empty handler {theirs.event_loop:.0f} / {theirs.process:.0f} µs;"
-            f" extra {ours.event_loop - theirs.event_loop:.0f} / {ours.process - theirs.process:.0f} µs)"
-        )
+        theirs = half[f"empty {read}"]["cpu_us"]
+        for name, key in ((f"api {read}", read), (f"empty {read}, in the API's process",) * 2):
+            ours = half[key]["cpu_us"]
+            say(
+                f"  {name:<34} {ours.event_loop:5.0f} / {ours.process:3.0f} µs"
+                f"  (empty handler {theirs.event_loop:.0f} / {theirs.process:.0f} µs;"
+                f" extra {ours.event_loop - theirs.event_loop:.0f} / {ours.process - theirs.process:.0f} µs)"
+            )
     say(
         "ListCancellationRequests page of 100 at 100k orders, 100/s: "
         f"p50 {listing['p50_ms']:.2f} ms, p99 {listing['p99_ms']:.2f} ms"
