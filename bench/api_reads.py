@@ -320,15 +320,30 @@ class Populated:
     procs: Processes
     pids: dict[str, int] = field(default_factory=dict)  # a server's process by its address
 
-    def start(self, args: list[str], log: str, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    def start(
+        self, args: list[str], log: str, wrapper: tuple[str, ...] = (), settings: Any = None
+    ) -> subprocess.Popen[bytes]:
         from cancelguard.processes import settings_env
 
-        return self.procs.start([*wrapper, *args], settings_env(self.settings), self.work / log)
+        env = settings_env(settings or self.settings)
+        return self.procs.start([*wrapper, *args], env, self.work / log)
 
     def start_api(self, wrapper: tuple[str, ...] = ()) -> str:
-        proc = self.start([sys.executable, "-m", "cancelguard", "serve", "api"], "api.log", wrapper)
-        address = f"127.0.0.1:{self.settings.api_port}"
-        self.pids[address] = proc.pid
+        return self._serve_api([sys.executable, "-m", "cancelguard", "serve", "api"], "api.log", wrapper)
+
+    def start_empty_in_api(self, wrapper: tuple[str, ...] = ()) -> str:
+        """The API's own process with the empty handlers (`bench/empty_in_api.py`), on a port of its own: its
+        address."""
+        from cancelguard.localstack import find_free_port
+
+        args = [sys.executable, str(ROOT / "bench" / "empty_in_api.py")]
+        return self._serve_api(args, "empty-in-api.log", wrapper, api_port=find_free_port())
+
+    def _serve_api(self, args: list[str], log: str, wrapper: tuple[str, ...], **changed: Any) -> str:
+        """A process started with the API's settings (`changed`: those that differ): its address."""
+        settings = self.settings.model_copy(update=changed)
+        address = f"127.0.0.1:{settings.api_port}"
+        self.pids[address] = self.start(args, log, wrapper, settings).pid
         return address
 
     def start_empty(self, wrapper: tuple[str, ...] = (), answers: dict[str, bytes] | None = None) -> str:
@@ -342,19 +357,6 @@ class Populated:
             args.append(f"{method}={self.work / f'{method}-{port}.bin'}")
         address = f"127.0.0.1:{port}"
         self.pids[address] = self.start(args, f"empty-{port}.log", wrapper).pid
-        return address
-
-    def start_empty_in_api(self, wrapper: tuple[str, ...] = ()) -> str:
-        """The API's own process with the empty handlers (`bench/empty_in_api.py`), on a port of its own: its
-        address."""
-        from cancelguard.localstack import find_free_port
-        from cancelguard.processes import settings_env
-
-        settings = self.settings.model_copy(update={"api_port": find_free_port()})
-        args = [*wrapper, sys.executable, str(ROOT / "bench" / "empty_in_api.py")]
-        proc = self.procs.start(args, settings_env(settings), self.work / "empty-in-api.log")
-        address = f"127.0.0.1:{settings.api_port}"
-        self.pids[address] = proc.pid
         return address
 
 
@@ -553,10 +555,11 @@ def measure(
     say("CPU per call at half load, the same offered rate, the event loop's thread / the whole process:")
     for read in ("rate", "order"):
         theirs = half[f"empty {read}"]["cpu_us"]
-        for name, key in ((f"api {read}", read), (f"empty {read}, in the API's process",) * 2):
+        in_process = f"empty {read}, in the API's process"
+        for label, key in ((f"api {read}", read), (in_process, in_process)):
             ours = half[key]["cpu_us"]
             say(
-                f"  {name:<34} {ours.event_loop:5.0f} / {ours.process:3.0f} µs"
+                f"  {label:<34} {ours.event_loop:5.0f} / {ours.process:3.0f} µs"
                 f"  (empty handler {theirs.event_loop:.0f} / {theirs.process:.0f} µs;"
                 f" extra {ours.event_loop - theirs.event_loop:.0f} / {ours.process - theirs.process:.0f} µs)"
             )
