@@ -98,6 +98,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         self.watchers = watchers
         self.page_tokens = page_tokens
         self.feeds = feeds  # None: no accounts file, so no feeds submitted for callers
+        self.held = {"GetOrder": self.held_order}  # the answers it may hold: see `api.wiring`
 
     async def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
@@ -113,13 +114,17 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             raise _order_not_found(key)
         return record
 
-    async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> bytes:
+    def held_order(self, request: orders_pb2.GetOrderRequest) -> bytes | None:
         # a held order was read for a valid request (and the caller was just allowed the seller)
         held = self.reads.cache.order(
             (request.seller_account, request.marketplace_id), request.amazon_order_id
         )
+        return None if held is None else held.message
+
+    async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> bytes:
+        held = self.held_order(request)
         if held is not None:
-            return held.message
+            return held
         _, key = await self._key(request)
         found = await self.reads.entries(
             key.seller_account, key.marketplace_id, [key.amazon_order_id], timeout=deadline(context)
@@ -660,22 +665,32 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         self.store = store
         self.page_tokens = page_tokens
         self._rate_messages: dict[tuple[Any, ...], bytes] = {}
+        self.held = {"GetCancellationRate": self.held_rate}
+
+    def held_rate(self, request: metrics_pb2.GetCancellationRateRequest) -> bytes | None:
+        # The answer as of now, held with the account's figures in the read cache (so dropped with them,
+        # and by a generation switch) until its window moves: the request was answered before, so it
+        # was valid, and the caller was just allowed the seller.
+        if request.HasField("as_of"):
+            return None
+        now_ns = time.time_ns()
+        held = self.reads.cache.rate(
+            (request.seller_account, request.marketplace_id),
+            ("answer", request.window_kind, request.window_days),
+        )
+        return held[0] + convert.rate_computed_at(now_ns) if held is not None and now_ns < held[1] else None
 
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
+        held = self.held_rate(request)
+        if held is not None:
+            return held
         now_ns = time.time_ns()
         computed_at = convert.rate_computed_at(now_ns)
-        # The answer as of now, held with the account's figures in the read cache (so dropped with them,
-        # and by a generation switch) until its window moves: the request was answered before, so it
-        # was valid, and the caller was just allowed the seller.
         account = (request.seller_account, request.marketplace_id)
         answer_key = ("answer", request.window_kind, request.window_days)
         current = not request.HasField("as_of")
-        if current:
-            held = self.reads.cache.rate(account, answer_key)
-            if held is not None and now_ns < held[1]:
-                return held[0] + computed_at
         now = convert.from_epoch_ns(now_ns)
         token = self.reads.cache.token()
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)

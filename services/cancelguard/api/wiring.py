@@ -11,6 +11,9 @@ service, unary or streaming, gets the same treatment and a new RPC cannot skip a
 - every failure answered with its documented status and an ErrorInfo (`errors.error_for`);
 - Prometheus counts and latency by method and code, the caller's name and a request id on every log
   line of the call (`logs.context`), never its token;
+- an answer the servicer holds for the request (`held`: a lookup in the read cache, no I/O) given as
+  soon as the caller is let in, without the call's context, which only its log lines and the servicer's
+  own code need (a held answer is the bulk of the reads, and that context costs as much as the lookup);
 - a count of the calls in flight, so that a shutdown can let every one of them finish (`InFlight`),
   and tell streams to end (`InFlight.closing`); beyond its limit a new call is refused at once with
   RESOURCE_EXHAUSTED (load shedding). Counted here, not by gRPC's `maximum_concurrent_rpcs`: that limiter
@@ -188,28 +191,22 @@ class Gate:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()  # request ids unique across processes and restarts
 
-    def admit(self, request: Any, metadata: Metadata, method: str, checks_seller: bool) -> Call:
-        """The call (counted in flight already), or ApiError: RESOURCE_EXHAUSTED (over the limit),
-        UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (undecodable)."""
-        token = request_id = ""
+    def admit(self, request: Any, metadata: Metadata, method: str, checks_seller: bool) -> Caller:
+        """The caller let in (the call counted in flight already), or ApiError: RESOURCE_EXHAUSTED (over the
+        limit), UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (undecodable)."""
+        if self.in_flight.count > self.in_flight.limit:
+            raise self.in_flight.overloaded
+        token = ""
         for key, value in metadata or ():
             if key == "authorization":
                 token = value
-            elif key == "x-request-id":
-                request_id = value
-        if not request_id or len(request_id) > 64 or not request_id.isprintable():
-            request_id = f"{self._prefix}-{next(self._ids)}"
-        fields = {"request_id": request_id, "method": method}  # this call's own: its log lines'
-        logs.context.set(fields)
-        if self.in_flight.count > self.in_flight.limit:
-            raise self.in_flight.overloaded
+                break
         if not token:
             raise errors.NO_CREDENTIALS
         scheme, _, secret = token.partition(" ")
         caller = self.registry.callers.authenticate(secret) if scheme.lower() == "bearer" else None
         if caller is None:
             raise errors.BAD_CREDENTIALS
-        fields["caller"] = caller.name
         if type(request) is Undecodable:
             raise ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -221,22 +218,39 @@ class Gate:
             # the shape first (never the store): an unknown account and a foreign one look the same
             validation.identifier(seller, "seller_account")
             raise errors.not_allowed(seller)
-        call = Call(method, caller, request_id)
-        _CALL.set(call)
-        return call
+        return caller
+
+    def enter(self, metadata: Metadata, method: str, caller: Caller | None) -> None:
+        """The call's context, for its log lines and the servicer (`current_call`): its request id (the
+        caller's `x-request-id`, or a new one), method and caller (None: not let in)."""
+        request_id = next((value for key, value in metadata or () if key == "x-request-id"), "")
+        if not request_id or len(request_id) > 64 or not request_id.isprintable():
+            request_id = f"{self._prefix}-{next(self._ids)}"
+        fields = {"request_id": request_id, "method": method}  # this call's own: its log lines'
+        if caller is not None:
+            fields["caller"] = caller.name
+            _CALL.set(Call(method, caller, request_id))
+        logs.context.set(fields)
+
+
+Held = Callable[[Any], bytes | None]  # a servicer's answer held for a request, found without I/O (or None)
 
 
 class _Method:
     """A method as the gate serves it, built once: its name, whether its request names a seller account,
-    the servicer's behavior, and the lenient decoder and the encoder of its messages."""
+    the servicer's behavior and the answers it may hold (None: it holds none), and the lenient decoder and
+    the encoder of its messages."""
 
-    __slots__ = ("behavior", "checks_seller", "deserialize", "gate", "handler", "name", "serialize")
+    __slots__ = ("behavior", "checks_seller", "deserialize", "gate", "handler", "held", "name", "serialize")
 
-    def __init__(self, gate: Gate, method: MethodDescriptor, behavior: Callable[..., Any]) -> None:
+    def __init__(
+        self, gate: Gate, method: MethodDescriptor, behavior: Callable[..., Any], held: Held | None
+    ) -> None:
         self.gate = gate
         self.name = method.name
         self.checks_seller = "seller_account" in method.input_type.fields_by_name
         self.behavior = behavior
+        self.held = held
         self.deserialize = lenient(GetMessageClass(method.input_type))
         self.serialize = serializer(GetMessageClass(method.output_type))
         self.handler = _StreamHandler if method.server_streaming else _UnaryHandler
@@ -276,17 +290,26 @@ class _UnaryHandler(_Handler):
         gate = method.gate
         start = perf_counter()
         gate.in_flight.started(start)
-        code, caller = "OK", "-"
+        code, caller, entered = "OK", None, False
         try:
-            caller = gate.admit(request, self._metadata, method.name, method.checks_seller).caller.name
+            caller = gate.admit(request, self._metadata, method.name, method.checks_seller)
+            held = method.held(request) if method.held is not None else None
+            if held is not None:
+                return held
+            gate.enter(self._metadata, method.name, caller)
+            entered = True
             return await method.behavior(request, context)
         except Exception as exc:
+            if not entered:  # refused, or the held lookup failed: the error's log line needs the context
+                gate.enter(self._metadata, method.name, caller)
             error = errors.error_for(exc, method.name)
             code = error.code.name
             await context.abort_with_status(error.to_status())
         finally:
             gate.in_flight.finished()
-            gate.telemetry.record(method.name, code, caller, perf_counter() - start)
+            gate.telemetry.record(
+                method.name, code, "-" if caller is None else caller.name, perf_counter() - start
+            )
 
 
 class _StreamHandler(_Handler):
@@ -299,18 +322,24 @@ class _StreamHandler(_Handler):
         gate = method.gate
         start = perf_counter()
         gate.in_flight.started(start)
-        code, caller = "OK", "-"
+        code, caller, entered = "OK", None, False
         try:
-            caller = gate.admit(request, self._metadata, method.name, method.checks_seller).caller.name
+            caller = gate.admit(request, self._metadata, method.name, method.checks_seller)
+            gate.enter(self._metadata, method.name, caller)
+            entered = True
             async for response in method.behavior(request, context):
                 yield response
         except Exception as exc:
+            if not entered:  # refused: the error's log line needs the context
+                gate.enter(self._metadata, method.name, caller)
             error = errors.error_for(exc, method.name)
             code = error.code.name
             await context.abort_with_status(error.to_status())
         finally:
             gate.in_flight.finished()
-            gate.telemetry.record(method.name, code, caller, perf_counter() - start)
+            gate.telemetry.record(
+                method.name, code, "-" if caller is None else caller.name, perf_counter() - start
+            )
 
 
 class _Methods(grpc.GenericRpcHandler):
@@ -332,10 +361,11 @@ def add_services(
     """Every method of each (service, servicer) served through the gate."""
     by_path = {}
     for service, servicer in services:
+        held: dict[str, Held] = getattr(servicer, "held", {})  # method name -> the answers it may hold
         for method in service.methods:
             if method.client_streaming:
                 raise NotImplementedError(f"{method.full_name}: client streaming is not supported")
             by_path[f"/{service.full_name}/{method.name}"] = _Method(
-                gate, method, getattr(servicer, method.name)
+                gate, method, getattr(servicer, method.name), held.get(method.name)
             )
     server.add_generic_rpc_handlers((_Methods(by_path),))

@@ -1,5 +1,6 @@
 """The wiring hands each call's handler the metadata of that call: the gate authenticates what came with
-the call, whichever calls are handled in between."""
+the call, whichever calls are handled in between; an answer the servicer holds goes only to a caller
+let in."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ class Context:
 
 
 class Servicer:
+    """Every method answers the caller's name, from the call's context; a rate of marketplace HELD is held."""
+
+    def __init__(self) -> None:
+        self.held = {
+            "GetCancellationRate": lambda request: b"held" if request.marketplace_id == "HELD" else None
+        }
+
     def __getattr__(self, name: str) -> Any:
         async def behavior(request: Any, context: Any) -> str:
             return current_call().caller.name
@@ -59,8 +67,10 @@ def generic_handler() -> grpc.GenericRpcHandler:
     return handler
 
 
-async def answer(handler: grpc.RpcMethodHandler, context: Context) -> Any:
-    request = metrics_pb2.GetCancellationRateRequest(seller_account="S1", marketplace_id="ATVPDKIKX0DER")
+async def answer(
+    handler: grpc.RpcMethodHandler, context: Context, marketplace: str = "ATVPDKIKX0DER", seller: str = "S1"
+) -> Any:
+    request = metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=marketplace)
     try:
         return await handler.unary_unary(handler.request_deserializer(request.SerializeToString()), context)
     except RuntimeError:
@@ -94,6 +104,28 @@ def test_each_call_is_authenticated_with_its_own_metadata(
     asyncio.run(run())
 
 
+def test_a_held_answer_goes_only_to_a_caller_let_in() -> None:
+    service = generic_handler()
+
+    def handler(token: str) -> grpc.RpcMethodHandler:
+        found = service.service(Details(PATH, (("authorization", f"Bearer {token}"),)))
+        assert found is not None
+        return found
+
+    async def run() -> None:
+        assert await answer(handler("tok-oms"), Context(), "HELD") == b"held"
+        assert await answer(handler("tok-oms"), Context(), "OTHER") == "oms"  # not held: the servicer's
+        for token, seller, code in (
+            ("tok-nobody", "S1", grpc.StatusCode.UNAUTHENTICATED),
+            ("tok-oms", "S2", grpc.StatusCode.PERMISSION_DENIED),
+        ):
+            refused = Context()
+            assert await answer(handler(token), refused, "HELD", seller) is None
+            assert refused.status.code is code
+
+    asyncio.run(run())
+
+
 def test_a_path_of_another_service_or_method_is_not_ours() -> None:
     service = generic_handler()
     assert service.service(Details(f"/{SERVICE.full_name}/NoSuchMethod", ())) is None
@@ -110,6 +142,8 @@ def test_calls_beyond_the_limit_are_shed_at_once_and_health_still_answers() -> N
     holding = 0
 
     class Holding:
+        held: dict[str, Any] = {}
+
         def __getattr__(self, name: str) -> Any:
             async def behavior(request: Any, context: Any) -> metrics_pb2.CancellationRate:
                 nonlocal holding
