@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from google.protobuf.wrappers_pb2 import BytesValue
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cancelguard.api import convert
@@ -18,6 +18,10 @@ def test_an_embedded_field_is_what_protobuf_writes(payload: bytes) -> None:
 
 
 @given(st.integers(min_value=0, max_value=253_402_300_799_999_999_999))  # 1970 to the end of 9999
+@example(0)  # no seconds and no nanos: proto3 writes neither
+@example(7)  # no seconds
+@example(1_700_000_000_000_000_000)  # no nanos
+@example(1_700_000_000_999_999_999)  # after one with the same second: the second's bytes are reused
 def test_computed_at_appended_to_a_rate_is_the_rate_with_it(at_ns: int) -> None:
     rest = metrics_pb2.CancellationRate(seller_account="A1", total_orders=7, rate=0.5)
     expected = metrics_pb2.CancellationRate()
