@@ -16,8 +16,8 @@ KUSTOMIZE_VERSION := v5.7.1
 .DEFAULT_GOAL := help
 .PHONY: help setup proto kafka up down status run demo test test-unit test-integration test-e2e soak lint \
         classifier-report import-report-1gb bench-metrics bench-ingestion grpcurl buf buf-check buf-baseline ghz \
-        bench-api bench-api-instr clean engine engine-stop base-image images compose-up compose-down kustomize deploy-tools \
-        test-deploy _images _compose-up _deploy-checks
+        bench-api bench-api-instr bench-api-loop clean engine engine-stop base-image images compose-up compose-down \
+        kustomize deploy-tools test-deploy _images _compose-up _deploy-checks
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -116,6 +116,9 @@ bench-api: setup kafka ghz ## gRPC read RPCs vs an empty grpc.aio handler, inter
 bench-api-instr: setup kafka ghz ## the read RPCs' instructions per call vs the empty handler, under callgrind (not a test)
 	@command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind"; exit 1; }
 	$(BIN)/python bench/api_instr.py
+
+bench-api-loop: setup ## the Python of a held read per call vs the empty handler's, in a tight loop (not a test; seconds)
+	$(BIN)/python bench/api_loop.py
 
 # --- containers and Kubernetes (deploy/) ------------------------------------------------------------
 # Images are built here, never pulled. Their names, for `make images`, the tests and Compose:

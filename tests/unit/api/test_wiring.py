@@ -142,7 +142,8 @@ def test_calls_beyond_the_limit_are_shed_at_once_and_health_still_answers() -> N
     holding = 0
 
     class Holding:
-        held: dict[str, Any] = {}
+        def __init__(self) -> None:
+            self.held: dict[str, Any] = {}  # no answer held: every call waits in its handler
 
         def __getattr__(self, name: str) -> Any:
             async def behavior(request: Any, context: Any) -> metrics_pb2.CancellationRate:
