@@ -145,36 +145,58 @@ class Telemetry:
     call's bookkeeping). One per process, as the Prometheus registry is."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, str], int] = {}
-        self._latency: dict[tuple[str, str], list[float]] = {}  # per bucket, then +Inf, then the sum
+        self._methods: dict[str, MethodTelemetry] = {}
+
+    def method(self, name: str) -> MethodTelemetry:
+        """The figures of the method `name`, which its handler keeps at hand (no lookup by name a call)."""
+        return self._methods.setdefault(name, MethodTelemetry())
 
     def record(self, method: str, code: str, caller: str, seconds: float) -> None:
-        key = (method, code, caller)
-        self._counts[key] = self._counts.get(key, 0) + 1
-        row = self._latency.get((method, code))
-        if row is None:
-            row = self._latency[(method, code)] = [0] * (len(LATENCY_BUCKETS) + 2)
-        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bucket whose bound is >= seconds
-        row[-1] += seconds
+        self.method(method).record(code, caller, seconds)
 
     def collect(self) -> Iterator[Metric]:
         # copies first: the scrape runs in Prometheus' thread while the event loop counts
         counts = CounterMetricFamily(
             "cancelguard_api_rpcs", "RPCs handled", labels=["method", "code", "caller"]
         )
-        for key, n in list(self._counts.items()):
-            counts.add_metric(key, n)
         latency = HistogramMetricFamily(
             "cancelguard_api_rpc_seconds",
             "RPC latency (streams: their whole life)",
             labels=["method", "code"],
         )
         bounds = [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]
-        for labels, row in list(self._latency.items()):
-            row = row[:]
-            cumulative = list(itertools.accumulate(row[:-1]))
-            latency.add_metric(labels, list(zip(bounds, cumulative, strict=True)), sum_value=row[-1])
+        for name, figures in list(self._methods.items()):
+            for code, by_caller in list(figures.counts.items()):
+                for caller, n in list(by_caller.items()):
+                    counts.add_metric((name, code, caller), n)
+            for code, row in list(figures.latency.items()):
+                row = row[:]
+                cumulative = list(itertools.accumulate(row[:-1]))
+                latency.add_metric(
+                    (name, code), list(zip(bounds, cumulative, strict=True)), sum_value=row[-1]
+                )
         return iter((counts, latency))
+
+
+class MethodTelemetry:
+    """One method's calls by code and caller, and latency by code (per bucket, then +Inf, then the sum):
+    keyed by strings, whose hashes Python keeps, where a key of a tuple is built and hashed on every call."""
+
+    __slots__ = ("counts", "latency")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+        self.latency: dict[str, list[float]] = {}
+
+    def record(self, code: str, caller: str, seconds: float) -> None:
+        by_caller = self.counts.get(code)
+        if by_caller is None:
+            self.latency[code] = [0] * (len(LATENCY_BUCKETS) + 2)
+            by_caller = self.counts[code] = {}
+        by_caller[caller] = by_caller.get(caller, 0) + 1
+        row = self.latency[code]
+        row[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bucket whose bound is >= seconds
+        row[-1] += seconds
 
 
 TELEMETRY = Telemetry()
@@ -241,7 +263,17 @@ class _Method:
     the servicer's behavior and the answers it may hold (None: it holds none), and the lenient decoder and
     the encoder of its messages."""
 
-    __slots__ = ("behavior", "checks_seller", "deserialize", "gate", "handler", "held", "name", "serialize")
+    __slots__ = (
+        "behavior",
+        "checks_seller",
+        "deserialize",
+        "gate",
+        "handler",
+        "held",
+        "name",
+        "serialize",
+        "telemetry",
+    )
 
     def __init__(
         self, gate: Gate, method: MethodDescriptor, behavior: Callable[..., Any], held: Held | None
@@ -251,6 +283,7 @@ class _Method:
         self.checks_seller = "seller_account" in method.input_type.fields_by_name
         self.behavior = behavior
         self.held = held
+        self.telemetry = gate.telemetry.method(method.name)
         self.deserialize = lenient(GetMessageClass(method.input_type))
         self.serialize = serializer(GetMessageClass(method.output_type))
         self.handler = _StreamHandler if method.server_streaming else _UnaryHandler
@@ -307,9 +340,7 @@ class _UnaryHandler(_Handler):
             await context.abort_with_status(error.to_status())
         finally:
             gate.in_flight.finished()
-            gate.telemetry.record(
-                method.name, code, "-" if caller is None else caller.name, perf_counter() - start
-            )
+            method.telemetry.record(code, "-" if caller is None else caller.name, perf_counter() - start)
 
 
 class _StreamHandler(_Handler):
@@ -337,9 +368,7 @@ class _StreamHandler(_Handler):
             await context.abort_with_status(error.to_status())
         finally:
             gate.in_flight.finished()
-            gate.telemetry.record(
-                method.name, code, "-" if caller is None else caller.name, perf_counter() - start
-            )
+            method.telemetry.record(code, "-" if caller is None else caller.name, perf_counter() - start)
 
 
 class _Methods(grpc.GenericRpcHandler):
