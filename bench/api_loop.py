@@ -90,12 +90,14 @@ def api_handler(cache: ReadCache) -> Service:
 
 
 def empty_handler() -> Service:
-    by_name = {h.service_name(): h for h in empty_server.handlers({})}  # type: ignore[attr-defined]
+    handlers = empty_server.handlers({})
 
     def service(details: _Details) -> grpc.RpcMethodHandler | None:
-        # one of grpc.aio's generic handlers, the service's (the server asks each in turn)
-        found: grpc.RpcMethodHandler | None = by_name[details.method.split("/")[1]].service(details)
-        return found
+        for handler in handlers:  # as the server does: each generic handler in turn, until one has it
+            found: grpc.RpcMethodHandler | None = handler.service(details)
+            if found is not None:
+                return found
+        return None
 
     return service
 
