@@ -98,7 +98,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         self.watchers = watchers
         self.page_tokens = page_tokens
         self.feeds = feeds  # None: no accounts file, so no feeds submitted for callers
-        self.held = {"GetOrder": self.held_order}  # the answers it may hold: see `api.wiring`
+        # the answers it may hold, which the wiring gives before it calls the method (`api.wiring`)
+        self.held = {"GetOrder": self.held_order}
 
     async def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
@@ -122,9 +123,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         return None if held is None else held.message
 
     async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> bytes:
-        held = self.held_order(request)
-        if held is not None:
-            return held
+        # not held (`held_order`, asked first by the wiring): read, and held for the next call
         _, key = await self._key(request)
         found = await self.reads.entries(
             key.seller_account, key.marketplace_id, [key.amazon_order_id], timeout=deadline(context)
@@ -683,9 +682,7 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        held = self.held_rate(request)
-        if held is not None:
-            return held
+        # not held (`held_rate`, asked first by the wiring): computed, and held when it is as of now
         now_ns = time.time_ns()
         computed_at = convert.rate_computed_at(now_ns)
         account = (request.seller_account, request.marketplace_id)
