@@ -20,7 +20,9 @@ Not a test. On this machine, in one run:
      producer, read-cache listener, probes and options, without the gate and the servicers), at full
      speed and at half load: what the process costs a call apart from what the API does for it;
    - ListCancellationRequests, a page of 100 open requests at 100,000 orders: p99, beside the same
-     handler sending that page's bytes (what gRPC and ghz cost to carry a page of that size).
+     handler sending that page's bytes (what gRPC and ghz cost to carry a page of that size); and both
+     again from a client that takes the page's bytes as they come (`paced_bytes`): ghz decodes every
+     answer into a dynamic message, which for a page of 100 orders costs more than the server's part.
 The last line: `rate/empty ratio R, p99 at half load P ms` (GetCancellationRate).
 """
 
@@ -209,6 +211,35 @@ def ghz(
         raise SystemExit(f"{call} answered {report.get('statusCodeDistribution')}: {errors}")
     p99 = next((d["latency"] for d in report.get("latencyDistribution") or [] if d["percentage"] == 99), 0)
     return {"qps": report["rps"], "p99_ms": p99 / 1e6, "p50_ms": _pct(report, 50), "calls": report["count"]}
+
+
+def paced_bytes(
+    address: str, token: str, method: str, request: Any, *, rate: int, seconds: int
+) -> dict[str, float]:
+    """p50 and p99 of `rate` calls a second for `seconds`, one at a time, each answer taken as its bytes
+    (nothing decoded: what the server and gRPC take, without ghz's decoding). Each call is timed from when
+    it was due, so a slow answer also counts against the calls it held up."""
+    latencies = []
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(
+            f"/cancelguard.v1.{method}",
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=None,
+        )
+        metadata = (("authorization", f"Bearer {token}"),)
+        call(request, metadata=metadata, timeout=30)  # the channel connected
+        started = time.perf_counter()
+        for n in range(rate * seconds):
+            due = started + n / rate
+            if (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
+            call(request, metadata=metadata, timeout=30)
+            latencies.append(time.perf_counter() - due)
+    latencies.sort()
+    return {
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
+    }
 
 
 def answer(address: str, token: str, method: str, request: Any) -> bytes:
@@ -465,6 +496,7 @@ def measure(
 
     say("warm-up: every order of both accounts listed once (ListOrders fills the read cache)")
     from cancelguard.client import Client
+    from cancelguard.v1 import orders_pb2
 
     started = time.monotonic()
     with Client(api, token=token, deadline_s=60) as client:
@@ -520,6 +552,20 @@ def measure(
     listing = ghz(api, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
     listing_empty = ghz(carrier, files, list_call, page, token, rate=100, seconds=ROUND_S * 2, concurrency=4)
     listing_full = ghz(api, files, list_call, page, token, seconds=ROUND_S)
+    page_request = orders_pb2.ListCancellationRequestsRequest(
+        seller_account=SELLER, marketplace_id=MKT, page_size=100
+    )
+    as_bytes = {
+        target: paced_bytes(
+            target,
+            token,
+            "OrderService/ListCancellationRequests",
+            page_request,
+            rate=100,
+            seconds=ROUND_S * 2,
+        )
+        for target in (api, carrier)
+    }
 
     say("")
     say(f"{'':<34} {'QPS':>8} {'ratio':>6}")
@@ -570,6 +616,12 @@ def measure(
     say(
         "  the same page's bytes from an empty handler, 100/s: "
         f"p50 {listing_empty['p50_ms']:.2f} ms, p99 {listing_empty['p99_ms']:.2f} ms (what gRPC and ghz cost)"
+    )
+    say(
+        "  taken as bytes (no decoding), 100/s: "
+        f"p50 {as_bytes[api]['p50_ms']:.2f} ms, p99 {as_bytes[api]['p99_ms']:.2f} ms;"
+        f" the same page's bytes from an empty handler: p50 {as_bytes[carrier]['p50_ms']:.2f} ms,"
+        f" p99 {as_bytes[carrier]['p99_ms']:.2f} ms"
     )
     say(
         "ListCancellationRequests page of 100, full speed: "

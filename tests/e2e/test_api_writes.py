@@ -596,27 +596,42 @@ async def test_what_if_says_when_an_order_lies_outside_the_window(api: Api) -> N
 
 
 async def test_the_list_of_open_requests_follows_requests_opened_and_closed(api: Api) -> None:
-    """The API holds an account's open requests whole once listed (a page is a slice of it): a request
-    opened or closed afterwards shows on the next list, not when the process restarts."""
+    """The API holds an account's open requests whole once listed (a page is a slice of it), and the pages
+    asked of it: a request opened or closed afterwards, or a listed order that changes, shows on the next
+    list, not when the process restarts."""
 
-    async def listed() -> list[str]:
-        ids, token = [], ""
+    async def pages() -> list[orders_pb2.Order]:
+        orders, token = [], ""
         while True:  # three at a time: the pages are cut from the held list
             page = await api.client.orders.ListCancellationRequests(
                 orders_pb2.ListCancellationRequestsRequest(
                     seller_account=SELLER, marketplace_id=UK, page_size=3, page_token=token
                 )
             )
-            ids += [o.amazon_order_id for o in page.orders]
+            orders += page.orders
             token = page.next_page_token
             if not token:
-                return ids
+                return orders
+
+    async def listed() -> list[str]:
+        return [o.amazon_order_id for o in await pages()]
 
     before = await listed()
-    assert before == await listed()  # the second from what the first read
+    assert before == await listed()  # the second from what the first read, its pages held
     [opened] = await place(api, ("LISTED", "Unshipped", True))
     now_listed = await api.until(lambda: _with(listed, opened), "the new request listed", timeout=5)
     assert set(now_listed) == {*before, opened} and len(now_listed) == len(set(now_listed))
+    assert now_listed == await listed()  # held again
+    await api.client.orders.RecordLabelPurchased(
+        orders_pb2.RecordLabelPurchasedRequest(
+            seller_account=SELLER, marketplace_id=UK, amazon_order_id=opened, request_id=str(uuid.uuid4())
+        )
+    )
+
+    async def labelled() -> bool:  # the listed order changed, its request still open
+        return any(o.amazon_order_id == opened and o.label_purchased for o in await pages())
+
+    await api.until(labelled, "the label shown on the listed order", timeout=30)
     await _amazon_cancels(api, opened)
     await api.until(lambda: _without(listed, opened), "the closed request no longer listed", timeout=30)
 

@@ -1,5 +1,5 @@
 """The API's read cache: CR bucket sums, ready-made order messages and each account's list of open
-requests, kept until a commit changes them.
+requests with the pages asked of it, kept until a commit changes them.
 
 Postgres tells us (migration 0005): triggers on `cr_buckets`, `amazon_rates`, `orders`,
 `request_answers`, `request_changes` and `generations` send one
@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -49,20 +49,32 @@ class CachedOrder:
     needs_review: bool
 
 
+PageKey = tuple[str, int]  # (page token, page size) of a request for a page of open requests
+
+
 @dataclass(frozen=True, slots=True)
 class OpenRequests:
     """An account's orders with an open request, in list order (the database's: order ids are never
     compared here, so its collation does not matter). `complete` False: too many to hold, the list is
-    read from the database page by page."""
+    read from the database page by page.
+
+    `pages`: the answers to requests for pages of this list (`ReadCache.put_page`), each with the number of
+    orders in it, which it counts toward the cache's bound (a page holds those orders' bytes again). They
+    are held with the list and dropped with it: whatever would change a page drops the list."""
 
     rows: tuple[Any, ...]  # metrics.store.ListedOrder
     ats: tuple[Any, ...]  # each row's request time, for bisection
     index: dict[str, int]  # order id -> its position in rows
     complete: bool = True
+    pages: dict[PageKey, tuple[bytes, int]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, rows: list[Any]) -> OpenRequests:
         return cls(tuple(rows), tuple(r.at for r in rows), {r.amazon_order_id: n for n, r in enumerate(rows)})
+
+    def entries(self) -> int:
+        """What this list counts toward the cache's bound: its rows and the orders of its pages."""
+        return len(self.rows) + sum(orders for _, orders in self.pages.values())
 
 
 class ReadCache:
@@ -118,24 +130,49 @@ class ReadCache:
     def put_open_requests(self, account: AccountKey, found: OpenRequests, token: int) -> None:
         if token == self._seq and self.usable:
             self._drop_open(account)
-            self._room()
-            self._entries += len(found.rows)
+            self._room(found.entries())
+            self._entries += found.entries()
             self._open[account] = found
 
-    def _room(self) -> None:
-        # over the bound: drop the account cached first (its entries are the oldest as a group)
-        while self._entries >= self.max_entries:
+    def page(self, account: AccountKey, key: PageKey) -> bytes | None:
+        """The answer held for a request for a page of the account's open requests."""
+        listed = self.open_requests(account)
+        found = listed.pages.get(key) if listed is not None else None
+        return found[0] if found is not None else None
+
+    def put_page(
+        self, account: AccountKey, listed: OpenRequests, key: PageKey, page: bytes, order_ids: list[str]
+    ) -> None:
+        """Holds `page`, the answer of the orders `order_ids` cut from `listed`, if `listed` is the account's
+        list still: it was held all along then (a list dropped is never held again), so nothing that would
+        change the page came while it was made; and each of its orders is on the list, so a change to any
+        of them drops the list, and the page with it."""
+        if (
+            self.open_requests(account) is listed
+            and listed.complete
+            and key not in listed.pages  # (two calls made it at once: the same bytes, from the same list)
+            and all(order_id in listed.index for order_id in order_ids)
+        ):
+            self._room(len(order_ids))
+            if self._open.get(account) is listed:  # (making room may have dropped it)
+                self._entries += len(order_ids)
+                listed.pages[key] = (page, len(order_ids))
+
+    def _room(self, adding: int = 1) -> None:
+        # over the bound with `adding` more: drop the account cached first (its entries are the oldest as a
+        # group)
+        while self._entries + adding > self.max_entries:
             table: dict[AccountKey, Any] = max((self._orders, self._rates, self._open), key=len)
             if not table:
                 self._entries = 0
                 return
             dropped = table.pop(next(iter(table)))
-            self._entries -= len(dropped.rows) if type(dropped) is OpenRequests else len(dropped)
+            self._entries -= dropped.entries() if type(dropped) is OpenRequests else len(dropped)
 
     def _drop_open(self, account: AccountKey) -> None:
         dropped = self._open.pop(account, None)
         if dropped is not None:
-            self._entries -= len(dropped.rows)
+            self._entries -= dropped.entries()
 
     # --- invalidation ---
 

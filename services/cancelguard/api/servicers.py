@@ -32,7 +32,7 @@ from cancelguard.api.feeds import FeedSubmitter
 from cancelguard.api.reads import Cursor, Reads
 from cancelguard.api.records import NewRequest, PendingFeed, Records
 from cancelguard.api.watch import Watchers
-from cancelguard.api.wiring import current_call
+from cancelguard.api.wiring import Held, current_call
 from cancelguard.api.writes import Writes, fingerprint
 from cancelguard.domain import bounds, lifecycle
 from cancelguard.domain.actions import Intent, recommend
@@ -99,7 +99,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         self.page_tokens = page_tokens
         self.feeds = feeds  # None: no accounts file, so no feeds submitted for callers
         # the answers it may hold, which the wiring gives before it calls the method (`api.wiring`)
-        self.held = {"GetOrder": self.held_order}
+        self.held: dict[str, Held] = {"GetOrder": self.held_order, "ListCancellationRequests": self.held_page}
 
     async def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
@@ -133,9 +133,17 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             raise _order_not_found(key)
         return entry.message
 
+    def held_page(self, request: orders_pb2.ListCancellationRequestsRequest) -> bytes | None:
+        # the answer to the same request before (its page token and size: a token is held only once it was
+        # found good for this list), held with the list it was cut from
+        return self.reads.cache.page(
+            (request.seller_account, request.marketplace_id), (request.page_token, request.page_size)
+        )
+
     async def ListCancellationRequests(
         self, request: orders_pb2.ListCancellationRequestsRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
+        # not held (`held_page`, asked first by the wiring): cut from the list, and held with it
         validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         size = validation.page_size(request.page_size)
@@ -146,6 +154,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             position = self.page_tokens.decode(request.page_token, query)
             cursor = Cursor("A", datetime.fromisoformat(position["at"]), mkt, position["id"])
         timeout = deadline(context)
+        held = self.reads.cache.open_requests((seller, mkt))  # what `listed` cuts the page from, if held
         listed = []
         async for _, _, row in self.reads.listed(
             seller, [mkt], cursor, phases="A", chunk=size + 1, timeout=timeout
@@ -164,6 +173,9 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             last = page[-1]
             token = self.page_tokens.encode(query, {"at": last.at.isoformat(), "id": last.amazon_order_id})
             out += convert.embedded(2, token.encode())
+        if held is not None:
+            key = (request.page_token, request.page_size)
+            self.reads.cache.put_page((seller, mkt), held, key, out, [r.amazon_order_id for r in page])
         return out
 
     async def ListOrders(
