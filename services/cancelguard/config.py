@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     api_max_watches: int = Field(default=500, ge=1)  # streams, within api_max_concurrent_rpcs
     # A call without a deadline: its statements get this long (a deadline: what is left of it).
     api_statement_timeout_s: float = Field(default=10.0, gt=0)
-    api_cache_entries: int = Field(default=200_000, ge=0)  # rates and orders held by the read cache
+    api_cache_entries: int = Field(default=200_000, ge=0)  # the read cache's bound (README: what counts)
     # cancel feeds the API submits (with an accounts file): how often getFeed is asked while Amazon
     # processes one (a feed takes minutes)
     api_feed_poll_s: float = Field(default=30.0, gt=0)
