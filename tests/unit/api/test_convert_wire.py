@@ -22,6 +22,9 @@ def test_an_embedded_field_is_what_protobuf_writes(payload: bytes) -> None:
 @example(7)  # no seconds
 @example(1_700_000_000_000_000_000)  # no nanos
 @example(1_700_000_000_999_999_999)  # after one with the same second: the second's bytes are reused
+@example(1_700_000_000_268_435_455)  # nanos in four bytes: 2**28 - 1
+@example(1_700_000_000_268_435_456)  # and in five, from 2**28
+@example(268_435_456)  # five bytes of nanos, no seconds
 def test_computed_at_appended_to_a_rate_is_the_rate_with_it(at_ns: int) -> None:
     rest = metrics_pb2.CancellationRate(seller_account="A1", total_orders=7, rate=0.5)
     expected = metrics_pb2.CancellationRate()
