@@ -231,8 +231,8 @@ def embedded(field_number: int, payload: bytes) -> bytes:
 
 
 def _varint(value: int) -> bytes:
-    # one and two bytes without the loop: every tag and length here (a page pays them per order); longer
-    # ones are as fast in the loop as by any bit-twiddling tried
+    # one and two bytes without the loop: every tag and length here (a page pays them per order); a held
+    # rate's five-byte nanos are written in `rate_computed_at` at once (the loop takes 1.4 times as long)
     if value < 0x80:
         return _ONE_BYTE[value]
     if value < 0x4000:
