@@ -622,6 +622,14 @@ async def test_the_list_of_open_requests_follows_requests_opened_and_closed(api:
     now_listed = await api.until(lambda: _with(listed, opened), "the new request listed", timeout=5)
     assert set(now_listed) == {*before, opened} and len(now_listed) == len(set(now_listed))
     assert now_listed == await listed()  # held again
+    code, info = await _refused(  # a token not ours, beside a held list and its pages: refused, nothing held
+        api.client.orders.ListCancellationRequests,
+        orders_pb2.ListCancellationRequestsRequest(
+            seller_account=SELLER, marketplace_id=UK, page_size=3, page_token="bm90IGEgdG9rZW4="
+        ),
+    )
+    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_PAGE_TOKEN")
+    assert now_listed == await listed()  # and the next calls are served
     await api.client.orders.RecordLabelPurchased(
         orders_pb2.RecordLabelPurchasedRequest(
             seller_account=SELLER, marketplace_id=UK, amazon_order_id=opened, request_id=str(uuid.uuid4())

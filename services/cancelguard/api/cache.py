@@ -130,8 +130,9 @@ class ReadCache:
     def put_open_requests(self, account: AccountKey, found: OpenRequests, token: int) -> None:
         if token == self._seq and self.usable:
             self._drop_open(account)
-            self._room(found.entries())
-            self._entries += found.entries()
+            adding = found.entries()
+            self._room(adding)
+            self._entries += adding
             self._open[account] = found
 
     def page(self, account: AccountKey, key: PageKey) -> bytes | None:

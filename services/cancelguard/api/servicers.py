@@ -163,7 +163,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             if len(listed) > size:
                 break
         page = listed[:size]
-        entries = await self.reads.entries(seller, mkt, [r.amazon_order_id for r in page], timeout=timeout)
+        order_ids = [r.amazon_order_id for r in page]
+        entries = await self.reads.entries(seller, mkt, order_ids, timeout=timeout)
         out = b"".join(
             convert.embedded(1, entries[r.amazon_order_id].message)
             for r in page
@@ -175,7 +176,7 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             out += convert.embedded(2, token.encode())
         if held is not None:
             key = (request.page_token, request.page_size)
-            self.reads.cache.put_page((seller, mkt), held, key, out, [r.amazon_order_id for r in page])
+            self.reads.cache.put_page((seller, mkt), held, key, out, order_ids)
         return out
 
     async def ListOrders(
