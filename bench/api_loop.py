@@ -108,7 +108,8 @@ def one_call(service: Service, path: str, raw: bytes) -> Callable[[], None]:
     def call() -> None:
         handler = service(details)
         assert handler is not None
-        coroutine = handler.unary_unary(handler.request_deserializer(raw), None)
+        decode = handler.request_deserializer  # None: the handler takes the bytes (as gRPC does)
+        coroutine = handler.unary_unary(raw if decode is None else decode(raw), None)
         try:
             coroutine.send(None)
         except StopIteration as done:

@@ -123,7 +123,7 @@ def build_server(
             ),
         ),
     )
-    add_services(server, zip(SERVICES, servicers, strict=True), gate)
+    add_services(server, zip(SERVICES, servicers, strict=True), gate, seen_limit=settings.api_cache_entries)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, _GenericOnly(server))
     names = (

@@ -26,7 +26,7 @@ from cancelguard.amazon.feed_xml import (
 )
 from cancelguard.api import convert, errors, validation
 from cancelguard.api.alerts import AlertWatchers
-from cancelguard.api.cache import CachedOrder
+from cancelguard.api.cache import AccountKey, CachedOrder, PageKey
 from cancelguard.api.errors import ApiError, invalid, not_found
 from cancelguard.api.feeds import FeedSubmitter
 from cancelguard.api.reads import Cursor, Reads
@@ -99,7 +99,11 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
         self.page_tokens = page_tokens
         self.feeds = feeds  # None: no accounts file, so no feeds submitted for callers
         # the answers it may hold, which the wiring gives before it calls the method (`api.wiring`)
-        self.held: dict[str, Held] = {"GetOrder": self.held_order, "ListCancellationRequests": self.held_page}
+        cache = reads.cache
+        self.held = {
+            "GetOrder": Held(_order_place, lambda place: _message(cache.order(*place))),
+            "ListCancellationRequests": Held(_page_place, lambda place: cache.page(*place)),
+        }
 
     async def _key(self, request: Any) -> tuple[CancellationPolicy, OrderKey]:
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
@@ -115,15 +119,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             raise _order_not_found(key)
         return record
 
-    def held_order(self, request: orders_pb2.GetOrderRequest) -> bytes | None:
-        # a held order was read for a valid request (and the caller was just allowed the seller)
-        held = self.reads.cache.order(
-            (request.seller_account, request.marketplace_id), request.amazon_order_id
-        )
-        return None if held is None else held.message
-
     async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> bytes:
-        # not held (`held_order`, asked first by the wiring): read, and held for the next call
+        # not held (`held`, asked first by the wiring): read, and held for the next call
         _, key = await self._key(request)
         found = await self.reads.entries(
             key.seller_account, key.marketplace_id, [key.amazon_order_id], timeout=deadline(context)
@@ -133,17 +130,10 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             raise _order_not_found(key)
         return entry.message
 
-    def held_page(self, request: orders_pb2.ListCancellationRequestsRequest) -> bytes | None:
-        # the answer to the same request before (its page token and size: a token is held only once it was
-        # found good for this list), held with the list it was cut from
-        return self.reads.cache.page(
-            (request.seller_account, request.marketplace_id), (request.page_token, request.page_size)
-        )
-
     async def ListCancellationRequests(
         self, request: orders_pb2.ListCancellationRequestsRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        # not held (`held_page`, asked first by the wiring): cut from the list, and held with it
+        # not held (`held`, asked first by the wiring): cut from the list, and held with it
         validation.policy(await self.reads.policies(), request.marketplace_id)
         seller = validation.identifier(request.seller_account, "seller_account")
         size = validation.page_size(request.page_size)
@@ -175,8 +165,8 @@ class OrderService(orders_pb2_grpc.OrderServiceServicer):
             token = self.page_tokens.encode(query, {"at": last.at.isoformat(), "id": last.amazon_order_id})
             out += convert.embedded(2, token.encode())
         if held is not None:
-            key = (request.page_token, request.page_size)
-            self.reads.cache.put_page((seller, mkt), held, key, out, order_ids)
+            account, key = _page_place(request)
+            self.reads.cache.put_page(account, held, key, out, order_ids)
         return out
 
     async def ListOrders(
@@ -578,6 +568,30 @@ _INTENTS = {
 }
 
 
+# Where the read cache holds the answer to a read (`wiring.Held.place`), from the request alone: the account,
+# and the answer's key in the account's table.
+
+
+def _order_place(request: orders_pb2.GetOrderRequest) -> tuple[AccountKey, str]:
+    return (request.seller_account, request.marketplace_id), request.amazon_order_id
+
+
+def _page_place(request: orders_pb2.ListCancellationRequestsRequest) -> tuple[AccountKey, PageKey]:
+    # a page token is held only once it was found good for the list the page is cut from
+    return (request.seller_account, request.marketplace_id), (request.page_token, request.page_size)
+
+
+def _rate_place(request: metrics_pb2.GetCancellationRateRequest) -> tuple[AccountKey, tuple[Any, ...]] | None:
+    if request.HasField("as_of"):
+        return None  # as of another time than now: never held
+    window = ("answer", request.window_kind, request.window_days)
+    return (request.seller_account, request.marketplace_id), window
+
+
+def _message(order: CachedOrder | None) -> bytes | None:
+    return None if order is None else order.message
+
+
 def _order_not_found(key: OrderKey) -> ApiError:
     return not_found(
         f"order {key.amazon_order_id}",
@@ -677,30 +691,22 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
         self.store = store
         self.page_tokens = page_tokens
         self._rate_messages: dict[tuple[Any, ...], bytes] = {}
-        self.held = {"GetCancellationRate": self.held_rate}
+        self.held = {"GetCancellationRate": Held(_rate_place, self.held_rate)}
 
-    def held_rate(self, request: metrics_pb2.GetCancellationRateRequest) -> bytes | None:
+    def held_rate(self, place: tuple[AccountKey, tuple[Any, ...]]) -> bytes | None:
         # The answer as of now, held with the account's figures in the read cache (so dropped with them,
-        # and by a generation switch) until its window moves: the request was answered before, so it
-        # was valid, and the caller was just allowed the seller.
-        if request.HasField("as_of"):
-            return None
+        # and by a generation switch) until its window moves.
         now_ns = time.time_ns()
-        held = self.reads.cache.rate(
-            (request.seller_account, request.marketplace_id),
-            ("answer", request.window_kind, request.window_days),
-        )
+        held = self.reads.cache.rate(*place)
         return held[0] + convert.rate_computed_at(now_ns) if held is not None and now_ns < held[1] else None
 
     async def GetCancellationRate(
         self, request: metrics_pb2.GetCancellationRateRequest, context: grpc.aio.ServicerContext
     ) -> bytes:
-        # not held (`held_rate`, asked first by the wiring): computed, and held when it is as of now
+        # not held (`held`, asked first by the wiring): computed, and held when it is as of now
         now_ns = time.time_ns()
         computed_at = convert.rate_computed_at(now_ns)
-        account = (request.seller_account, request.marketplace_id)
-        answer_key = ("answer", request.window_kind, request.window_days)
-        current = not request.HasField("as_of")
+        place = _rate_place(request)  # None: as of another time, never held
         now = convert.from_epoch_ns(now_ns)
         token = self.reads.cache.token()
         policy = validation.policy(await self.reads.policies(), request.marketplace_id)
@@ -718,9 +724,9 @@ class MetricsService(metrics_pb2_grpc.MetricsServiceServicer):
             if len(self._rate_messages) >= RATE_MESSAGES:
                 self._rate_messages.clear()
             message = self._rate_messages[key] = built.SerializeToString()
-        if current:
+        if place is not None:
             moves_at = convert.epoch_ns(window_moves_at(window.kind, now))
-            self.reads.cache.put_rate(account, answer_key, (message, moves_at), token)
+            self.reads.cache.put_rate(*place, (message, moves_at), token)
         return message + computed_at
 
     async def ListCancellationRates(

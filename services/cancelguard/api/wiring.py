@@ -11,9 +11,10 @@ service, unary or streaming, gets the same treatment and a new RPC cannot skip a
 - every failure answered with its documented status and an ErrorInfo (`errors.error_for`);
 - Prometheus counts and latency by method and code, the caller's name and a request id on every log
   line of the call (`logs.context`), never its token;
-- an answer the servicer holds for the request (`held`: a lookup in the read cache, no I/O) given as
+- an answer the servicer holds for the request (`Held`: a lookup in the read cache, no I/O) given as
   soon as the caller is let in, without the call's context, which only its log lines and the servicer's
   own code need (a held answer is the bulk of the reads, and that context costs as much as the lookup);
+  and for request bytes seen before, without decoding them again (`_Method.seen`);
 - a count of the calls in flight, so that a shutdown can let every one of them finish (`InFlight`),
   and tell streams to end (`InFlight.closing`); beyond its limit a new call is refused at once with
   RESOURCE_EXHAUSTED (load shedding). Counted here, not by gRPC's `maximum_concurrent_rpcs`: that limiter
@@ -30,7 +31,7 @@ import contextlib
 import itertools
 import os
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from time import perf_counter
@@ -216,6 +217,18 @@ class Gate:
     def admit(self, request: Any, metadata: Metadata, method: str, checks_seller: bool) -> Caller:
         """The caller let in (the call counted in flight already), or ApiError: RESOURCE_EXHAUSTED (over the
         limit), UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT (undecodable)."""
+        caller = self.authenticate(metadata)
+        if type(request) is Undecodable:
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "UNDECODABLE_REQUEST",
+                f"the request is not a valid {method} request message: {request.error}",
+            )
+        return self.authorize(caller, request.seller_account if checks_seller else "")
+
+    def authenticate(self, metadata: Metadata) -> Caller:
+        """The caller whose bearer token came with the call, or ApiError: RESOURCE_EXHAUSTED (over the
+        limit of calls in flight), UNAUTHENTICATED."""
         if self.in_flight.count > self.in_flight.limit:
             raise self.in_flight.overloaded
         token = ""
@@ -229,13 +242,11 @@ class Gate:
         caller = self.registry.callers.authenticate(secret) if scheme.lower() == "bearer" else None
         if caller is None:
             raise errors.BAD_CREDENTIALS
-        if type(request) is Undecodable:
-            raise ApiError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "UNDECODABLE_REQUEST",
-                f"the request is not a valid {method} request message: {request.error}",
-            )
-        seller = request.seller_account if checks_seller else ""
+        return caller
+
+    @staticmethod
+    def authorize(caller: Caller, seller: str) -> Caller:
+        """`caller`, if it may see the seller account the request names (""): none), or PERMISSION_DENIED."""
         if seller and not caller.may_see(seller):  # (an account it may see was checked at load)
             # the shape first (never the store): an unknown account and a foreign one look the same
             validation.identifier(seller, "seller_account")
@@ -255,13 +266,26 @@ class Gate:
         logs.context.set(fields)
 
 
-Held = Callable[[Any], bytes | None]  # a servicer's answer held for a request, found without I/O (or None)
+class Held(NamedTuple):
+    """The answers a servicer may hold for a method's requests (in the read cache), found without I/O.
+    `place(request)`: where the answer to a request (valid, and its seller allowed the caller) would be held,
+    read from the request alone, so the same bytes always give the same place (None: never held);
+    `answer(place)`: the answer held there now, serialized (None: none)."""
+
+    place: Callable[[Any], Hashable | None]
+    answer: Callable[[Any], bytes | None]
 
 
 class _Method:
     """A method as the gate serves it, built once: its name, whether its request names a seller account,
     the servicer's behavior and the answers it may hold (None: it holds none), and the lenient decoder and
-    the encoder of its messages."""
+    the encoder of its messages.
+
+    `seen`: request bytes that were a valid request of a caller let in, with the seller account they name
+    and the place of their held answer (`Held.place`), at most `seen_limit` (then forgotten all at once):
+    the same bytes again are not decoded, and their answer is looked up at once. Most reads repeat a
+    request (a dashboard's rate, an order asked again), and decoding it and reading its fields cost as much
+    as the rest of a held answer. Nothing in it goes stale: it holds what the bytes say, not the answer."""
 
     __slots__ = (
         "behavior",
@@ -271,22 +295,43 @@ class _Method:
         "handler",
         "held",
         "name",
+        "seen",
+        "seen_limit",
         "serialize",
         "telemetry",
     )
 
     def __init__(
-        self, gate: Gate, method: MethodDescriptor, behavior: Callable[..., Any], held: Held | None
+        self,
+        gate: Gate,
+        method: MethodDescriptor,
+        behavior: Callable[..., Any],
+        held: Held | None,
+        seen_limit: int,
     ) -> None:
         self.gate = gate
         self.name = method.name
         self.checks_seller = "seller_account" in method.input_type.fields_by_name
         self.behavior = behavior
         self.held = held
+        self.seen: dict[bytes, tuple[str, Hashable]] = {}
+        self.seen_limit = seen_limit
         self.telemetry = gate.telemetry.method(method.name)
         self.deserialize = lenient(GetMessageClass(method.input_type))
         self.serialize = serializer(GetMessageClass(method.output_type))
         self.handler = _StreamHandler if method.server_streaming else _UnaryHandler
+
+    def place(self, request: Any, data: bytes) -> Hashable | None:
+        """Where the answer to `request` (decoded from `data`; valid, its caller let in) would be held; kept
+        in `seen` for the same bytes again."""
+        if self.held is None:
+            return None
+        place = self.held.place(request)
+        if place is not None:
+            if len(self.seen) >= self.seen_limit:
+                self.seen.clear()
+            self.seen[data] = (request.seller_account if self.checks_seller else "", place)
+        return place
 
 
 class _Handler(grpc.RpcMethodHandler):
@@ -305,30 +350,36 @@ class _Handler(grpc.RpcMethodHandler):
         self._metadata = metadata
 
     @property
-    def request_deserializer(self) -> Callable[[bytes], Message | Undecodable]:
-        return self._method.deserialize
-
-    @property
     def response_serializer(self) -> Callable[[Message | bytes], bytes]:
         return self._method.serialize
 
 
 class _UnaryHandler(_Handler):
     __slots__ = ()
+    request_deserializer = None  # gRPC hands over the request's bytes: decoded here, unless seen before
     response_streaming = False
     unary_stream = None
 
-    async def unary_unary(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary_unary(self, data: bytes, context: grpc.aio.ServicerContext) -> Any:
         method = self._method
         gate = method.gate
         start = perf_counter()
         gate.in_flight.started(start)
-        code, caller, entered = "OK", None, False
+        code, caller, entered, request = "OK", None, False, None
         try:
-            caller = gate.admit(request, self._metadata, method.name, method.checks_seller)
-            held = method.held(request) if method.held is not None else None
+            seen = method.seen.get(data) if method.held is not None else None
+            if seen is None:
+                request = method.deserialize(data)
+                caller = gate.admit(request, self._metadata, method.name, method.checks_seller)
+                place = method.place(request, data)
+            else:
+                caller = gate.authorize(gate.authenticate(self._metadata), seen[0])
+                place = seen[1]
+            held = method.held.answer(place) if place is not None else None  # type: ignore[union-attr]
             if held is not None:
                 return held
+            if request is None:  # seen before, not held now: the servicer needs the request
+                request = method.deserialize(data)
             gate.enter(self._metadata, method.name, caller)
             entered = True
             return await method.behavior(request, context)
@@ -347,6 +398,10 @@ class _StreamHandler(_Handler):
     __slots__ = ()
     response_streaming = True
     unary_unary = None
+
+    @property
+    def request_deserializer(self) -> Callable[[bytes], Message | Undecodable]:
+        return self._method.deserialize
 
     async def unary_stream(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         method = self._method
@@ -385,9 +440,13 @@ class _Methods(grpc.GenericRpcHandler):
 
 
 def add_services(
-    server: grpc.aio.Server, services: Iterable[tuple[ServiceDescriptor, Any]], gate: Gate
+    server: grpc.aio.Server,
+    services: Iterable[tuple[ServiceDescriptor, Any]],
+    gate: Gate,
+    seen_limit: int = 200_000,
 ) -> None:
-    """Every method of each (service, servicer) served through the gate."""
+    """Every method of each (service, servicer) served through the gate; `seen_limit`: the request bytes a
+    method with held answers keeps (`_Method.seen`)."""
     by_path = {}
     for service, servicer in services:
         held: dict[str, Held] = getattr(servicer, "held", {})  # method name -> the answers it may hold
@@ -395,6 +454,6 @@ def add_services(
             if method.client_streaming:
                 raise NotImplementedError(f"{method.full_name}: client streaming is not supported")
             by_path[f"/{service.full_name}/{method.name}"] = _Method(
-                gate, method, getattr(servicer, method.name), held.get(method.name)
+                gate, method, getattr(servicer, method.name), held.get(method.name), seen_limit
             )
     server.add_generic_rpc_handlers((_Methods(by_path),))

@@ -12,7 +12,7 @@ import pytest
 
 from cancelguard.api.auth import CallerRegistry, parse_callers
 from cancelguard.api.server import SERVICES
-from cancelguard.api.wiring import Gate, InFlight, add_services, current_call
+from cancelguard.api.wiring import Gate, Held, InFlight, add_services, current_call
 from cancelguard.demo_credentials import callers_toml
 from cancelguard.v1 import metrics_pb2
 
@@ -36,12 +36,20 @@ class Context:
 
 
 class Servicer:
-    """Every method answers the caller's name, from the call's context; a rate of marketplace HELD is held."""
+    """Every method answers the caller's name, from the call's context; a rate of marketplace HELD is held
+    (while `holding`), and each request whose answer is looked for is counted by its marketplace."""
 
     def __init__(self) -> None:
-        self.held = {
-            "GetCancellationRate": lambda request: b"held" if request.marketplace_id == "HELD" else None
-        }
+        self.holding = True
+        self.decoded: dict[str, int] = {}
+        self.held = {"GetCancellationRate": Held(self.place, self.answer)}
+
+    def place(self, request: Any) -> str:
+        self.decoded[request.marketplace_id] = self.decoded.get(request.marketplace_id, 0) + 1
+        return request.marketplace_id
+
+    def answer(self, place: str) -> bytes | None:
+        return b"held" if place == "HELD" and self.holding else None
 
     def __getattr__(self, name: str) -> Any:
         async def behavior(request: Any, context: Any) -> str:
@@ -58,21 +66,29 @@ class Server:
         self.handlers += handlers
 
 
-def generic_handler() -> grpc.GenericRpcHandler:
+def generic_handler(servicer: Servicer | None = None, seen_limit: int = 100) -> grpc.GenericRpcHandler:
     registry = CallerRegistry(None)
-    registry.callers = parse_callers(callers_toml({"oms": ("tok-oms", ["S1"]), "wms": ("tok-wms", ["S1"])}))
+    registry.callers = parse_callers(
+        callers_toml({"oms": ("tok-oms", ["S1"]), "wms": ("tok-wms", ["S1"]), "other": ("tok-other", ["S2"])})
+    )
     server = Server()
-    add_services(server, [(SERVICE, Servicer())], Gate(registry, InFlight(limit=100)))  # type: ignore[arg-type]
+    gate = Gate(registry, InFlight(limit=100))
+    add_services(server, [(SERVICE, servicer or Servicer())], gate, seen_limit)  # type: ignore[arg-type]
     [handler] = server.handlers
     return handler
+
+
+def bytes_of(marketplace: str = "ATVPDKIKX0DER", seller: str = "S1") -> bytes:
+    request = metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=marketplace)
+    return request.SerializeToString()
 
 
 async def answer(
     handler: grpc.RpcMethodHandler, context: Context, marketplace: str = "ATVPDKIKX0DER", seller: str = "S1"
 ) -> Any:
-    request = metrics_pb2.GetCancellationRateRequest(seller_account=seller, marketplace_id=marketplace)
+    assert handler.request_deserializer is None  # the handler takes the bytes, as gRPC hands them over
     try:
-        return await handler.unary_unary(handler.request_deserializer(request.SerializeToString()), context)
+        return await handler.unary_unary(bytes_of(marketplace, seller), context)
     except RuntimeError:
         return None
 
@@ -122,6 +138,77 @@ def test_a_held_answer_goes_only_to_a_caller_let_in() -> None:
             refused = Context()
             assert await answer(handler(token), refused, "HELD", seller) is None
             assert refused.status.code is code
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("token", "seller", "code"),
+    [
+        ("tok-oms", "S1", None),
+        ("tok-wms", "S1", None),
+        ("tok-nobody", "S1", grpc.StatusCode.UNAUTHENTICATED),
+        ("", "S1", grpc.StatusCode.UNAUTHENTICATED),
+        ("tok-other", "S1", grpc.StatusCode.PERMISSION_DENIED),  # the bytes seen from a caller let in
+        ("tok-other", "S2", None),
+    ],
+)
+def test_request_bytes_seen_before_are_let_in_as_the_first_time(
+    token: str, seller: str, code: grpc.StatusCode | None
+) -> None:
+    """A request whose bytes were seen (and answered from what is held) is not decoded again, and its caller
+    is checked as any other: the same answer as for bytes never seen."""
+    servicer = Servicer()
+    service = generic_handler(servicer)
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    async def run() -> None:
+        for asker in ("tok-oms", "tok-other"):  # the bytes of both sellers seen
+            found = service.service(Details(PATH, (("authorization", f"Bearer {asker}"),)))
+            assert found is not None
+            assert await answer(found, Context(), "HELD", "S1" if asker == "tok-oms" else "S2") == b"held"
+        assert servicer.decoded == {"HELD": 2}
+        for _ in range(2):
+            context = Context()
+            found = service.service(Details(PATH, metadata))
+            assert found is not None
+            assert await answer(found, context, "HELD", seller) == (b"held" if code is None else None)
+            assert (context.status.code if context.status else None) == code
+        assert servicer.decoded == {"HELD": 2}  # none of them decoded again
+
+    asyncio.run(run())
+
+
+def test_request_bytes_seen_before_are_answered_by_the_servicer_when_nothing_is_held() -> None:
+    servicer = Servicer()
+    service = generic_handler(servicer)
+    metadata = (("authorization", "Bearer tok-wms"),)
+
+    async def run() -> None:
+        found = service.service(Details(PATH, metadata))
+        assert found is not None
+        assert await answer(found, Context(), "HELD") == b"held"
+        servicer.holding = False  # the cache dropped it
+        assert await answer(found, Context(), "HELD") == "wms"  # the servicer's, from the call's context
+
+    asyncio.run(run())
+
+
+def test_the_request_bytes_seen_are_bounded() -> None:
+    servicer = Servicer()
+    service = generic_handler(servicer, seen_limit=3)
+    metadata = (("authorization", "Bearer tok-oms"),)
+
+    async def run() -> None:
+        found = service.service(Details(PATH, metadata))
+        assert found is not None
+        for _ in range(2):
+            for n in range(5):
+                await answer(found, Context(), f"M{n}")
+        seen = service._by_path[PATH].seen  # type: ignore[attr-defined]
+        assert 0 < len(seen) <= 3
+        # five places, three kept at most: seen all at once, then forgotten, and decoded again
+        assert sum(servicer.decoded.values()) > 5
 
     asyncio.run(run())
 
