@@ -23,7 +23,10 @@ from cancelguard.cli import main
 
 
 def empty_services(
-    server: grpc.aio.Server, services: Iterable[tuple[ServiceDescriptor, Any]], gate: Gate, seen_limit: int
+    server: grpc.aio.Server,
+    services: Iterable[tuple[ServiceDescriptor, Any]],
+    gate: Gate,
+    seen_limit: int = 0,
 ) -> None:
     """In place of `wiring.add_services`: the same paths, answered empty, without the gate."""
     server.add_generic_rpc_handlers(tuple(empty_server.handlers({})))
