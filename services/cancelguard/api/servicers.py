@@ -8,6 +8,7 @@ wiring's (`api.wiring`), for every method alike.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -572,20 +573,24 @@ _INTENTS = {
 # and the answer's key in the account's table.
 
 
+def _account(request: Any) -> AccountKey:
+    # interned: the wiring keeps many places (`_Method.seen`), most of them of a few accounts
+    return sys.intern(request.seller_account), sys.intern(request.marketplace_id)
+
+
 def _order_place(request: orders_pb2.GetOrderRequest) -> tuple[AccountKey, str]:
-    return (request.seller_account, request.marketplace_id), request.amazon_order_id
+    return _account(request), request.amazon_order_id
 
 
 def _page_place(request: orders_pb2.ListCancellationRequestsRequest) -> tuple[AccountKey, PageKey]:
     # a page token is held only once it was found good for the list the page is cut from
-    return (request.seller_account, request.marketplace_id), (request.page_token, request.page_size)
+    return _account(request), (request.page_token, request.page_size)
 
 
 def _rate_place(request: metrics_pb2.GetCancellationRateRequest) -> tuple[AccountKey, tuple[Any, ...]] | None:
     if request.HasField("as_of"):
         return None  # as of another time than now: never held
-    window = ("answer", request.window_kind, request.window_days)
-    return (request.seller_account, request.marketplace_id), window
+    return _account(request), ("answer", request.window_kind, request.window_days)
 
 
 def _message(order: CachedOrder | None) -> bytes | None:

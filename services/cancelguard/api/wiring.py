@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import sys
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
 from contextvars import ContextVar
@@ -281,11 +282,13 @@ class _Method:
     the servicer's behavior and the answers it may hold (None: it holds none), and the lenient decoder and
     the encoder of its messages.
 
-    `seen`: request bytes that were a valid request of a caller let in, with the seller account they name
-    and the place of their held answer (`Held.place`), at most `seen_limit` (then forgotten all at once):
-    the same bytes again are not decoded, and their answer is looked up at once. Most reads repeat a
-    request (a dashboard's rate, an order asked again), and decoding it and reading its fields cost as much
-    as the rest of a held answer. Nothing in it goes stale: it holds what the bytes say, not the answer."""
+    `seen`: the bytes of requests that were answered from what the servicer holds (so valid, from a caller
+    let in), with the seller account they name and the place of their answer (`Held.place`), at most
+    `seen_limit` (then forgotten all at once): the same bytes again are not decoded, and their answer is
+    looked up at once. Most reads repeat a request (a dashboard's rate, an order asked again), and decoding
+    it and reading its fields cost as much as the rest of a held answer. Nothing in it goes stale: it keeps
+    what the bytes say, not the answer.
+    """
 
     __slots__ = (
         "behavior",
@@ -321,17 +324,11 @@ class _Method:
         self.serialize = serializer(GetMessageClass(method.output_type))
         self.handler = _StreamHandler if method.server_streaming else _UnaryHandler
 
-    def place(self, request: Any, data: bytes) -> Hashable | None:
-        """Where the answer to `request` (decoded from `data`; valid, its caller let in) would be held; kept
-        in `seen` for the same bytes again."""
-        if self.held is None:
-            return None
-        place = self.held.place(request)
-        if place is not None:
-            if len(self.seen) >= self.seen_limit:
-                self.seen.clear()
-            self.seen[data] = (request.seller_account if self.checks_seller else "", place)
-        return place
+    def remember(self, data: bytes, request: Any, place: Hashable) -> None:
+        """`data`, decoded as `request`, was answered from `place`: kept for the same bytes again."""
+        if len(self.seen) >= self.seen_limit:
+            self.seen.clear()
+        self.seen[data] = (sys.intern(request.seller_account) if self.checks_seller else "", place)
 
 
 class _Handler(grpc.RpcMethodHandler):
@@ -367,17 +364,21 @@ class _UnaryHandler(_Handler):
         gate.in_flight.started(start)
         code, caller, entered, request = "OK", None, False, None
         try:
-            seen = method.seen.get(data) if method.held is not None else None
+            held = method.held
+            seen = method.seen.get(data) if held is not None else None
             if seen is None:
                 request = method.deserialize(data)
                 caller = gate.admit(request, self._metadata, method.name, method.checks_seller)
-                place = method.place(request, data)
+                place = held.place(request) if held is not None else None
             else:
                 caller = gate.authorize(gate.authenticate(self._metadata), seen[0])
                 place = seen[1]
-            held = method.held.answer(place) if place is not None else None  # type: ignore[union-attr]
-            if held is not None:
-                return held
+            if place is not None:
+                answer = held.answer(place)  # type: ignore[union-attr]  # (a place comes from `held` only)
+                if answer is not None:
+                    if seen is None:
+                        method.remember(data, request, place)
+                    return answer
             if request is None:  # seen before, not held now: the servicer needs the request
                 request = method.deserialize(data)
             gate.enter(self._metadata, method.name, caller)

@@ -36,8 +36,8 @@ class Context:
 
 
 class Servicer:
-    """Every method answers the caller's name, from the call's context; a rate of marketplace HELD is held
-    (while `holding`), and each request whose answer is looked for is counted by its marketplace."""
+    """Every method answers the caller's name, from the call's context; a rate of a marketplace HELD... is
+    held (while `holding`), and each request whose answer is looked for is counted by its marketplace."""
 
     def __init__(self) -> None:
         self.holding = True
@@ -49,7 +49,7 @@ class Servicer:
         return request.marketplace_id
 
     def answer(self, place: str) -> bytes | None:
-        return b"held" if place == "HELD" and self.holding else None
+        return b"held" if place.startswith("HELD") and self.holding else None
 
     def __getattr__(self, name: str) -> Any:
         async def behavior(request: Any, context: Any) -> str:
@@ -194,21 +194,24 @@ def test_request_bytes_seen_before_are_answered_by_the_servicer_when_nothing_is_
     asyncio.run(run())
 
 
-def test_the_request_bytes_seen_are_bounded() -> None:
+def test_only_request_bytes_answered_from_what_is_held_are_kept_and_they_are_bounded() -> None:
     servicer = Servicer()
     service = generic_handler(servicer, seen_limit=3)
     metadata = (("authorization", "Bearer tok-oms"),)
+    seen = service._by_path[PATH].seen  # type: ignore[attr-defined]
 
     async def run() -> None:
         found = service.service(Details(PATH, metadata))
         assert found is not None
         for _ in range(2):
+            assert await answer(found, Context(), "OTHER") == "oms"  # not held: the servicer's
+        assert servicer.decoded == {"OTHER": 2} and not seen
+        for _ in range(2):
             for n in range(5):
-                await answer(found, Context(), f"M{n}")
-        seen = service._by_path[PATH].seen  # type: ignore[attr-defined]
+                assert await answer(found, Context(), f"HELD{n}") == b"held"
         assert 0 < len(seen) <= 3
-        # five places, three kept at most: seen all at once, then forgotten, and decoded again
-        assert sum(servicer.decoded.values()) > 5
+        # five requests, three kept at most: kept, then forgotten all at once, and decoded again
+        assert sum(servicer.decoded[f"HELD{n}"] for n in range(5)) > 5
 
     asyncio.run(run())
 
