@@ -175,6 +175,29 @@ def test_request_bytes_seen_before_are_let_in_as_the_first_time(
             assert await answer(found, context, "HELD", seller) == (b"held" if code is None else None)
             assert (context.status.code if context.status else None) == code
         assert servicer.decoded == {"HELD": 2}  # none of them decoded again
+        # and the next call, a good one with the same bytes, is served
+        good = service.service(Details(PATH, (("authorization", "Bearer tok-oms"),)))
+        assert good is not None
+        assert await answer(good, Context(), "HELD", "S1") == b"held"
+
+    asyncio.run(run())
+
+
+def test_undecodable_bytes_are_refused_never_kept_and_the_next_request_is_served() -> None:
+    servicer = Servicer()
+    service = generic_handler(servicer)
+    seen = service._by_path[PATH].seen  # type: ignore[attr-defined]
+    found = service.service(Details(PATH, (("authorization", "Bearer tok-oms"),)))
+    assert found is not None
+
+    async def run() -> None:
+        for _ in range(2):
+            refused = Context()
+            with pytest.raises(RuntimeError):  # aborted
+                await found.unary_unary(b"\x0a\xff", refused)  # a string field cut short
+            assert refused.status.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert not seen and not servicer.decoded
+        assert await answer(found, Context(), "HELD") == b"held"
 
     asyncio.run(run())
 
