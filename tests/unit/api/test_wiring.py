@@ -44,12 +44,13 @@ class Servicer:
         self.decoded: dict[str, int] = {}
         self.held = {"GetCancellationRate": Held(self.place, self.answer)}
 
-    def place(self, request: Any) -> str:
+    def place(self, request: Any) -> tuple[tuple[str, str], str]:
         self.decoded[request.marketplace_id] = self.decoded.get(request.marketplace_id, 0) + 1
-        return request.marketplace_id
+        return (request.seller_account, request.marketplace_id), "rate"  # the account first
 
-    def answer(self, place: str) -> bytes | None:
-        return b"held" if place.startswith("HELD") and self.holding else None
+    def answer(self, place: tuple[tuple[str, str], str]) -> bytes | None:
+        (_, marketplace), _ = place
+        return b"held" if marketplace.startswith("HELD") and self.holding else None
 
     def __getattr__(self, name: str) -> Any:
         async def behavior(request: Any, context: Any) -> str:
