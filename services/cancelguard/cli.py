@@ -57,7 +57,13 @@ def _settings():  # imported lazily: `cancelguard up` must work before anything 
 
 def _serve(service: str) -> int:
     from cancelguard import logs
-    from cancelguard.runtime import OutageTooLong, StartupError, install_stop_signals, start_metrics_endpoint
+    from cancelguard.runtime import (
+        OutageTooLong,
+        StartupError,
+        install_stop_signals,
+        run_on_loop,
+        start_metrics_endpoint,
+    )
 
     settings = _settings()
     logs.setup(f"cancelguard-{service}", settings.log_level)
@@ -92,7 +98,7 @@ def _serve(service: str) -> int:
     from cancelguard.accounts import AccountsError
 
     try:
-        asyncio.run(main())
+        run_on_loop(main(), settings.api_event_loop if service == "api" else "asyncio")
     except AccountsError as exc:
         log.error("cannot start: %s", exc)
         return 2

@@ -18,7 +18,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -73,6 +73,24 @@ async def connect_with_retry(
             )
             await asyncio.sleep(min(delay * (0.5 + random.random()), left))
             delay = min(delay * 2, 5.0)
+
+
+def run_on_loop(main: Coroutine[Any, Any, T], event_loop: str = "asyncio") -> T:
+    """`main` run to its end on a new event loop of the kind named: "asyncio" (its own) or "uvloop"."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if event_loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    elif event_loop != "asyncio":
+        raise ValueError(f"no event loop named {event_loop!r}: use asyncio or uvloop")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def event_loop_name() -> str:
+    """The kind of the running event loop, as `run_on_loop` names it."""
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.e2e
 CALLS = 200
 
 
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])  # the default, and the way back
 async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
-    kafka_bootstrap: str, postgres_dsn: str, tmp_path: Path, callers_file: Path
+    kafka_bootstrap: str, postgres_dsn: str, tmp_path: Path, callers_file: Path, event_loop: str
 ) -> None:
     schema = f"e2e{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -40,12 +41,15 @@ async def test_sigterm_lets_200_calls_in_flight_finish_and_exits_0(
         api_metrics_port=0,
         shutdown_grace_s=20,
         api_callers_file=str(callers_file),
+        api_event_loop=event_loop,
     )
     await db.migrate(dsn=postgres_dsn, schema=schema)
     services = ServiceProcesses(settings, tmp_path)
     services.start(("api",))
     try:
         await services.wait_healthy(timeout=60)
+        [started] = [r for r in services.log_records("api") if r.get("msg", "").startswith("gRPC API on")]
+        assert started["event_loop"] == event_loop, started
         services.procs["api"].send_signal(signal.SIGUSR1)
         stacks = await _until_logged(services, "api", lambda line: "stack" in line and "task" in line)
         assert any(" in serve" in line["stack"] for line in stacks), stacks[:3]  # the API's main task

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cancelguard.runtime import Dependencies, OutageTooLong, Shutdown
+from cancelguard.runtime import Dependencies, OutageTooLong, Shutdown, event_loop_name, run_on_loop
 
 
 async def test_health_follows_the_dependencies_and_each_outage_is_said_once(
@@ -185,3 +185,33 @@ async def test_a_failing_shutdown_step_is_logged_and_the_next_one_runs(
     await shutdown.step("the pool", closes())
     assert ran == ["closed"] and shutdown.abandoned == []
     assert any("the producer failed: the broker hung up" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_a_service_runs_on_the_event_loop_named_and_its_answer_comes_back(event_loop: str) -> None:
+    async def main() -> tuple[str, int]:
+        await asyncio.sleep(0)
+        return event_loop_name(), 7
+
+    assert run_on_loop(main(), event_loop) == (event_loop, 7)
+
+
+def test_an_event_loop_of_no_known_kind_is_refused_with_the_kinds_there_are() -> None:
+    async def main() -> None:
+        raise AssertionError("never run")
+
+    coroutine = main()
+    with pytest.raises(ValueError, match="no event loop named 'trio': use asyncio or uvloop"):
+        run_on_loop(coroutine, "trio")
+    coroutine.close()
+
+
+def test_serve_api_with_an_event_loop_of_no_known_kind_says_so_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cancelguard import cli
+
+    monkeypatch.setenv("CANCELGUARD_API_EVENT_LOOP", "trio")
+    assert cli.main(["serve", "api"]) == 2
+    err = capsys.readouterr().err
+    assert "bad setting" in err and "api_event_loop" in err and "'uvloop' or 'asyncio'" in err, err

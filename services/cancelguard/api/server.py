@@ -49,6 +49,7 @@ from cancelguard.runtime import (
     Shutdown,
     StartupError,
     connect_with_retry,
+    event_loop_name,
     freeze_startup_heap,
 )
 from cancelguard.v1 import metrics_pb2, orders_pb2
@@ -218,7 +219,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         raise StartupError(f"cannot listen on {address}: is the port taken? (set CANCELGUARD_API_PORT)")
     await api.set_health(False)
     await api.server.start()
-    log.info("gRPC API on %s", address, extra={"address": address, "tls": credentials is not None})
+    log.info(
+        "gRPC API on %s",
+        address,
+        extra={"address": address, "tls": credentials is not None, "event_loop": event_loop_name()},
+    )
     kafka_probe = kafka.KafkaProbe(settings.kafka_bootstrap)
     dependencies = Dependencies(
         # Kafka: the API publishes what sellers decide (the write side)
