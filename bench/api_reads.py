@@ -4,10 +4,12 @@ Not a test. On this machine, in one run:
 1. a Kafka and a Postgres of its own (local processes on free ports, a throwaway directory);
 2. orders written through the metrics service's own write path (`Store.apply_batch`): a seller account
    with 1,000 orders and one with 100,000 (a twentieth with an open formal request, a fiftieth cancelled);
-3. the API (`cancelguard serve api`) and the empty handler (`bench/empty_server.py`: the same methods,
-   decoding and encoding the same messages, doing nothing) as processes;
+3. the API (`cancelguard serve api`, on uvloop's event loop, its default) and the empty handler
+   (`bench/empty_server.py`: the same methods, decoding and encoding the same messages, doing nothing, a
+   plain grpc.aio server on asyncio's own loop) as processes;
 4. ghz (a protoset built by grpcio-tools: ghz v0.93.0 cannot parse proto3 `optional`), concurrency 8,
-   rounds interleaved empty / API so that the machine's drift hits both alike:
+   on a core of its own, the servers on the others (`pinned`; BENCH_PIN=0: not), rounds interleaved
+   empty / API so that the machine's drift hits both alike:
    - GetCancellationRate and GetOrder (a random one of the 100,000) at full speed: QPS ratio, and the
      CPU each call cost the server's event loop's thread (which runs all of a call's Python and, at full
      speed, limits QPS) and its whole process (from /proc);
@@ -16,6 +18,8 @@ Not a test. On this machine, in one run:
    - the same two reads on the 1,000-order account: read cost flat from 1,000 to 100,000 orders;
    - GetCancellationRate from an empty handler that sends the API's own answer (its bytes, nothing
      computed) instead of an empty message: what gRPC costs to carry that answer, a floor for the API;
+   - both reads from the empty handler on uvloop's event loop, as the API runs: what the API's own code
+     costs beside gRPC on the same loop (the goal's ratio is against the plain grpc.aio server);
    - both reads from the empty handlers inside the API's own process (`bench/empty_in_api.py`: its pool,
      producer, read-cache listener, probes and options, without the gate and the servicers), at full
      speed and at half load: what the process costs a call apart from what the API does for it;
@@ -56,6 +60,18 @@ SMALL_ORDERS = 1_000
 ROUND_S = int(os.environ.get("BENCH_ROUND_S", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONCURRENCY = 8
+PIN = os.environ.get("BENCH_PIN", "1") != "0"  # 0: servers and ghz share every core, as they come
+
+
+def pinned() -> tuple[tuple[str, ...], int] | None:
+    """With two cores or more (and PIN): a command prefix that runs a server on a core of its own, and the
+    core that ghz (with this process) keeps. Unpinned on this 2-core machine, a server's QPS at full speed
+    moved by up to 12% from one 5-second round to the next, with where the scheduler put its threads and
+    ghz's; pinned, by about 5%."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not PIN or len(cores) < 2 or shutil.which("taskset") is None:
+        return None
+    return ("taskset", "-c", ",".join(map(str, cores[1:]))), cores[0]
 
 
 def say(line: str) -> None:
@@ -377,12 +393,15 @@ class Populated:
         self.pids[address] = self.start(args, log, wrapper, settings).pid
         return address
 
-    def start_empty(self, wrapper: tuple[str, ...] = (), answers: dict[str, bytes] | None = None) -> str:
-        """The empty handler (answering the bytes `answers` gives for a method's calls): its address."""
+    def start_empty(
+        self, wrapper: tuple[str, ...] = (), answers: dict[str, bytes] | None = None, loop: str = "asyncio"
+    ) -> str:
+        """The empty handler (answering the bytes `answers` gives for a method's calls; on the event loop
+        `loop`): its address."""
         from cancelguard.localstack import find_free_port
 
         port = find_free_port()
-        args = [sys.executable, str(ROOT / "bench" / "empty_server.py"), str(port)]
+        args = [sys.executable, str(ROOT / "bench" / "empty_server.py"), str(port), f"--loop={loop}"]
         for method, raw in (answers or {}).items():
             (self.work / f"{method}-{port}.bin").write_bytes(raw)
             args.append(f"{method}={self.work / f'{method}-{port}.bin'}")
@@ -452,24 +471,33 @@ def main() -> int:
         print("ghz is missing: `make ghz` installs it (needs Go)", file=sys.stderr)
         return 2
     with populated() as run:
-        api, empty, in_api = run.start_api(), run.start_empty(), run.start_empty_in_api()
+        server, load = pinned() or ((), None)
+        if load is not None:  # ghz runs from here: on the core left to it
+            os.sched_setaffinity(0, {load})
+            say(f"servers on cores {server[-1]}, ghz on core {load} (BENCH_PIN=0: unpinned)")
+        api, empty, in_api = run.start_api(server), run.start_empty(server), run.start_empty_in_api(server)
+        empty_uvloop = run.start_empty(server, loop="uvloop")
         for address in (api, in_api):
             asyncio.run(wait_serving(address))
+        for address in (empty, empty_uvloop):
+            with grpc.insecure_channel(address) as channel:
+                grpc.channel_ready_future(channel).result(timeout=60)
         time.sleep(1)
 
         def anchor(answers: dict[str, bytes]) -> str:
             """An empty handler sending the `answers` bytes to those methods' calls: its address."""
-            address = run.start_empty(answers=answers)
+            address = run.start_empty(server, answers=answers)
             with grpc.insecure_channel(address) as channel:
                 grpc.channel_ready_future(channel).result(timeout=60)
             return address
 
-        return measure(api, empty, in_api, run.protoset, run.token, anchor, run.pids)
+        return measure(api, empty, empty_uvloop, in_api, run.protoset, run.token, anchor, run.pids)
 
 
 def measure(
     api: str,
     empty: str,
+    empty_uvloop: str,
     in_api: str,
     files: Path,
     token: str,
@@ -518,7 +546,9 @@ def measure(
             ("api rate 100k", api, rate_call, big_rate),
             ("empty rate, the API's answer", carrier, rate_call, big_rate),
             ("empty rate, in the API's process", in_api, rate_call, big_rate),
+            ("empty rate, on uvloop", empty_uvloop, rate_call, big_rate),
             ("empty order", empty, order_call, big_order),
+            ("empty order, on uvloop", empty_uvloop, order_call, big_order),
             ("empty order, the API's answer", carrier, order_call, big_order),
             ("empty order, in the API's process", in_api, order_call, big_order),
             ("api order 100k", api, order_call, big_order),
@@ -585,6 +615,12 @@ def measure(
         say(
             f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(f'empty {read}'):>6.2f}"
             f"  (its pool, producer, listener, probes; the API at {qps(api_name) / qps(name):.2f} of it)"
+        )
+    for read in ("rate", "order"):
+        name, api_name = f"empty {read}, on uvloop", f"api {read} 100k"
+        say(
+            f"{name:<34} {qps(name):>8.0f} {qps(name) / qps(f'empty {read}'):>6.2f}"
+            f"  (the API's event loop; the API at {qps(api_name) / qps(name):.2f} of it)"
         )
     say("CPU per call at full speed (median), the event loop's thread / the whole process:")
     for name, empty_name in (("api rate 100k", "empty rate"), ("api order 100k", "empty order")):

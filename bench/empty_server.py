@@ -2,11 +2,12 @@
 and response types, decoded and encoded the same way) whose handlers do nothing but return an empty
 response. What gRPC itself costs in Python on this machine; the API's read RPCs are measured against it.
 
-    python bench/empty_server.py PORT [METHOD=FILE ...]
+    python bench/empty_server.py PORT [--loop=uvloop] [METHOD=FILE ...]
 
 METHOD=FILE: the serialized response in FILE is the answer to every call of METHOD (for example
 `ListCancellationRequests=page.bin`): what gRPC costs to carry an answer of that size, as the API
-sends it, with nothing computed.
+sends it, with nothing computed. --loop=uvloop: on uvloop's event loop, as the API runs (the default is
+asyncio's own, a plain grpc.aio server's).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import grpc
 from google.protobuf.message_factory import GetMessageClass
 
 from cancelguard.api.server import SERVICES
+from cancelguard.runtime import run_on_loop
 
 
 def handlers(answers: dict[str, bytes]) -> list[grpc.GenericRpcHandler]:
@@ -61,5 +63,7 @@ async def main(port: int, answers: dict[str, bytes]) -> None:
 
 
 if __name__ == "__main__":
-    pairs = (arg.partition("=") for arg in sys.argv[2:])
-    asyncio.run(main(int(sys.argv[1]), {method: Path(file).read_bytes() for method, _, file in pairs}))
+    loop = next((arg.split("=", 1)[1] for arg in sys.argv[2:] if arg.startswith("--loop=")), "asyncio")
+    pairs = (arg.partition("=") for arg in sys.argv[2:] if not arg.startswith("--loop="))
+    answers = {method: Path(file).read_bytes() for method, _, file in pairs}
+    run_on_loop(main(int(sys.argv[1]), answers), loop)
