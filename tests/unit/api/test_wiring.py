@@ -305,3 +305,29 @@ def test_calls_beyond_the_limit_are_shed_at_once_and_health_still_answers() -> N
             await server.stop(None)
 
     asyncio.run(run())
+
+
+def test_every_held_answer_of_the_api_has_a_place_that_names_the_requests_own_account_first() -> None:
+    """The wiring lets request bytes seen before in by the seller their place names (`Held`): each servicer's
+    place must name the seller account of the request itself, or a caller could replay another tenant's
+    bytes."""
+    import types
+
+    from google.protobuf.message_factory import GetMessageClass
+
+    from cancelguard.api.cache import ReadCache
+    from cancelguard.api.reads import Reads
+    from cancelguard.api.servicers import MetricsService, OrderService
+
+    reads = Reads(types.SimpleNamespace(forget_active=lambda: None), ReadCache())  # type: ignore[arg-type]
+    no_io: Any = None
+    servicers = (OrderService(reads, no_io, no_io, no_io, no_io), MetricsService(reads, no_io, no_io, no_io))
+    places = 0
+    for service, servicer in zip(SERVICES, servicers, strict=True):
+        for name, held in servicer.held.items():
+            request_class = GetMessageClass(service.methods_by_name[name].input_type)
+            for seller, marketplace in (("S1", "ATVPDKIKX0DER"), ("A2OTHERSELLER", "A1VC38T7YXB528")):
+                place = held.place(request_class(seller_account=seller, marketplace_id=marketplace))
+                assert place is not None and place[0] == (seller, marketplace), (name, place)
+                places += 1
+    assert places == 6  # GetOrder, ListCancellationRequests, GetCancellationRate: two requests each
