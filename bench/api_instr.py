@@ -3,7 +3,8 @@
 Not a test. QPS on this machine moves by about 10% from one run to the next, too much to see a change of
 5% in what a call costs; an instruction count repeats to about 2%. In one run:
 1. the same Kafka, Postgres and orders as `make bench-api` (`api_reads.populated`);
-2. the API, the empty handler (`bench/empty_server.py`), the same handler sending the API's own answers
+2. the API, the empty handler (`bench/empty_server.py`, on the API's event loop, uvloop's by default: the
+   loops differ in cost, which `make bench-api` shows), the same handler sending the API's own answers
    as they are (what gRPC costs to carry them), and the empty handlers inside the API's own process
    (`bench/empty_in_api.py`: what that process costs a call), each under valgrind's callgrind, which
    counts the instructions of every thread of the process (Python, gRPC's core, the user side of kernel
@@ -125,7 +126,8 @@ def main() -> int:
             asyncio.run(wait_serving(addresses[server], timeout=900))
         # the empty handler, and the same sending the API's own answers (what gRPC costs to carry them)
         for name, answers in (("empty", {}), ("carrier", the_answers(addresses["api"], run.token))):
-            addresses[name] = run.start_empty(meters[name].wrapper, answers)
+            # on the API's own event loop: what is counted is the API's code beside gRPC's, not the loops'
+            addresses[name] = run.start_empty(meters[name].wrapper, answers, run.settings.api_event_loop)
             meters[name].pid = run.pids[addresses[name]]
             with grpc.insecure_channel(addresses[name]) as channel:  # it has no health service
                 grpc.channel_ready_future(channel).result(timeout=900)
