@@ -66,8 +66,8 @@ PIN = os.environ.get("BENCH_PIN", "1") != "0"  # 0: servers and ghz share every 
 def pinned() -> tuple[tuple[str, ...], int] | None:
     """With two cores or more (and PIN): a command prefix that runs a server on a core of its own, and the
     core that ghz (with this process) keeps. Unpinned on this 2-core machine, a server's QPS at full speed
-    moved by up to 12% from one 5-second round to the next, with where the scheduler put its threads and
-    ghz's; pinned, by about 5%."""
+    in one run's 5-second rounds lay from 15% below to 19% above its median, with where the scheduler put
+    its threads and ghz's; pinned, mostly within 6% of it (now and then a round 12-17% below)."""
     cores = sorted(os.sched_getaffinity(0))
     if not PIN or len(cores) < 2 or shutil.which("taskset") is None:
         return None
